@@ -1,0 +1,176 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import type { RepoName } from './domain/parse-request.js';
+
+
+/** The one typed, validated configuration of the process. */
+export interface Config {
+  readonly telegram: {
+    readonly token: string;
+    readonly apiRoot: string;
+    readonly allowedUsers: readonly number[];
+  };
+  readonly anthropic: { readonly apiKey: string; readonly baseUrl: string };
+  readonly github: { readonly token: string; readonly apiUrl: string; readonly serverUrl: string };
+  /** Configured repositories; the first is the default target. Never empty. */
+  readonly repos: readonly RepoName[];
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly timezone: string;
+  /** Every secret value, for redaction by value in logs and outgoing text. */
+  readonly secrets: readonly string[];
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One bad variable: its name and what is wrong, never its value. */
+export interface ConfigProblem {
+  readonly variable: string;
+  readonly problem: string;
+}
+
+/** Thrown by `loadConfig` with every problem found, so the user fixes them all in one go. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(
+      `Configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` +
+        problems.map((p) => `  ${p.variable}: ${p.problem}`).join('\n'),
+    );
+  }
+}
+
+const REPO_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+// Bot API tokens look like "<bot id>:<35 url-safe characters>"; we accept any length after the
+// colon so self-hosted Bot API servers and tests work, but catch the common paste mistakes.
+const TELEGRAM_TOKEN_RE = /^[0-9]{1,20}:[A-Za-z0-9_-]{20,}$/;
+
+const required = (what: string) =>
+  z.string({ error: `missing: set it to ${what}` }).min(1, { error: `empty: set it to ${what}` });
+
+const httpUrl = (what: string, allowFile = false) =>
+  z.string().refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return url.protocol === 'https:' || url.protocol === 'http:' || (allowFile && url.protocol === 'file:');
+      } catch {
+        return false;
+      }
+    },
+    { error: `not a valid ${allowFile ? 'http(s):// or file://' : 'http(s)://'} URL for ${what}` },
+  ).transform((value) => value.replace(/\/+$/, ''));
+
+const isTimeZone = (tz: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const schema = z.object({
+  TELEGRAM_BOT_TOKEN: required('the token @BotFather gave you (digits:letters)').regex(TELEGRAM_TOKEN_RE, {
+    error: 'does not look like a bot token (expected "<digits>:<letters>" as @BotFather prints it)',
+  }),
+  TELEGRAM_API_ROOT: httpUrl('the Telegram Bot API').default('https://api.telegram.org'),
+  TELEGRAM_ALLOWED_USERS: required('a comma-separated list of numeric Telegram user ids, e.g. 123456789')
+    .transform((value, ctx) => {
+      const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+      const bad = parts.filter((p) => !/^[1-9][0-9]{0,15}$/.test(p));
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} numeric user id${bad.length === 1 ? '' : 's'} (usernames are not accepted: ids cannot be reassigned, usernames can)`,
+        });
+        return z.NEVER;
+      }
+      if (parts.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'empty: nobody could use the bot; list at least one numeric user id' });
+        return z.NEVER;
+      }
+      return [...new Set(parts.map(Number))];
+    }),
+  ANTHROPIC_API_KEY: required('your Anthropic API key'),
+  ANTHROPIC_BASE_URL: httpUrl('the Anthropic API').default('https://api.anthropic.com'),
+  GITHUB_TOKEN: required('a fine-grained GitHub token (see README)'),
+  GITHUB_API_URL: httpUrl('the GitHub REST API').default('https://api.github.com'),
+  GITHUB_SERVER_URL: httpUrl('cloning repositories', true).default('https://github.com'),
+  NIGHTSHIFT_REPOS: required('a comma-separated list of owner/name repositories, e.g. me/app')
+    .transform((value, ctx) => {
+      const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+      const bad = parts.filter((p) => !REPO_RE.test(p));
+      if (bad.length > 0 || parts.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            parts.length === 0
+              ? 'empty: list at least one owner/name repository'
+              : `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not owner/name`,
+        });
+        return z.NEVER;
+      }
+      const seen = new Map<string, RepoName>();
+      for (const fullName of parts) {
+        const [owner = '', name = ''] = fullName.split('/');
+        seen.set(fullName.toLowerCase(), { owner, name, fullName });
+      }
+      return [...seen.values()];
+    }),
+  DATA_DIR: z.string().min(1).default('./data'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  NIGHTSHIFT_TIMEZONE: z
+    .string()
+    .refine(isTimeZone, { error: 'not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)' })
+    .optional(),
+});
+
+/** Every variable `loadConfig` reads, in documentation order. */
+export const CONFIG_VARIABLES = Object.keys(schema.shape) as readonly (keyof typeof schema.shape)[];
+
+/**
+ * Validates the environment into a `Config`. Empty values count as unset, so `FOO=` in `.env`
+ * means "use the default". Throws `ConfigError` listing every problem at once.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const input: Record<string, string> = {};
+  for (const key of CONFIG_VARIABLES) {
+    const value = env[key]?.trim();
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => ({
+      variable: String(issue.path[0] ?? '(environment)'),
+      problem: issue.message,
+    }));
+    throw new ConfigError(problems);
+  }
+  const v = parsed.data;
+  const [defaultRepo] = v.NIGHTSHIFT_REPOS;
+  if (!defaultRepo) throw new ConfigError([{ variable: 'NIGHTSHIFT_REPOS', problem: 'empty' }]);
+  return {
+    telegram: { token: v.TELEGRAM_BOT_TOKEN, apiRoot: v.TELEGRAM_API_ROOT, allowedUsers: v.TELEGRAM_ALLOWED_USERS },
+    anthropic: { apiKey: v.ANTHROPIC_API_KEY, baseUrl: v.ANTHROPIC_BASE_URL },
+    github: { token: v.GITHUB_TOKEN, apiUrl: v.GITHUB_API_URL, serverUrl: v.GITHUB_SERVER_URL },
+    repos: v.NIGHTSHIFT_REPOS,
+    dataDir: resolve(v.DATA_DIR),
+    logLevel: v.LOG_LEVEL,
+    timezone: v.NIGHTSHIFT_TIMEZONE ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC',
+    secrets: [v.TELEGRAM_BOT_TOKEN, v.ANTHROPIC_API_KEY, v.GITHUB_TOKEN],
+  };
+}
+
+/**
+ * Reads `.env` (if present) under the process environment: a variable set in the real
+ * environment wins over the file, so `FOO=x npm start` overrides `.env` as people expect.
+ */
+export function loadEnvFile(path: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!existsSync(path)) return env;
+  const fromFile = parseEnv(readFileSync(path, 'utf8'));
+  return { ...fromFile, ...env };
+}

@@ -1,0 +1,129 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { GrammyError } from 'grammy';
+import { ConfigError, loadConfig, loadEnvFile, type Config } from './config.js';
+import { createRedactor } from './domain/redact.js';
+import { createLogger, type Logger } from './log/create-logger.js';
+import { createBacklog } from './pipeline/backlog.js';
+import { openStore } from './store/open-store.js';
+import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
+import { createOutboxSender } from './telegram/outbox-sender.js';
+import { createRespond } from './telegram/respond.js';
+
+/** How long a graceful stop may take before the process exits anyway. @default 15000 */
+export const SHUTDOWN_TIMEOUT_MS = 15_000;
+/** The database file inside `DATA_DIR`. */
+export const DATABASE_FILE = 'nightshift.db';
+
+/** A running nightshift; `stop` is what SIGINT and SIGTERM call. */
+export interface Nightshift {
+  stop(reason: string): Promise<void>;
+  /** Settles when the bot stops polling (after `stop`, or on a fatal Telegram error). */
+  readonly done: Promise<void>;
+}
+
+/** The composition root: wires config, store, bot and outbox together and starts polling. */
+export async function startNightshift(config: Config, log: Logger): Promise<Nightshift> {
+  const redact = createRedactor(config.secrets);
+  const store = openStore(join(config.dataDir, DATABASE_FILE));
+  const pruned = store.inbox.prune();
+  const backlog = createBacklog({ store });
+  const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }), redact });
+  const respond = createRespond({ store, sender });
+  const bot = createBot({
+    token: config.telegram.token,
+    apiRoot: config.telegram.apiRoot,
+    allowedUsers: config.telegram.allowedUsers,
+    repos: config.repos,
+    backlog,
+    log,
+    respond,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info({ reason }, 'stopping: finishing the update in hand, keeping unsent messages for the next start');
+      // bot.stop() aborts the long poll and confirms the offset of updates already handled;
+      // `polling` settles once the update in hand has finished.
+      if (bot.isRunning()) await bot.stop().catch((err: unknown) => log.warn({ err }, 'could not confirm the update offset'));
+      await polling.catch(() => undefined);
+      await sender.stop();
+      store.close();
+      log.info('stopped');
+    })());
+
+  try {
+    await bot.init();
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  await bot.api.setMyCommands([...BOT_COMMANDS]).catch((err: unknown) => {
+    log.warn({ err }, 'could not register the command menu; commands still work when typed');
+  });
+  sender.start(bot.api);
+  const polling = bot.start({
+    allowed_updates: ['message', 'callback_query'],
+    onStart: (me) =>
+      log.info(
+        { bot: me.username, repos: config.repos.map((r) => r.fullName), allowedUsers: config.telegram.allowedUsers.length, prunedUpdates: pruned },
+        'nightshift is running',
+      ),
+  });
+  const done = polling.catch(async (error: unknown) => {
+    log.fatal({ err: error }, describeFatal(error));
+    await stop('fatal Telegram error');
+    throw error;
+  });
+  return { stop, done };
+}
+
+function describeFatal(error: unknown): string {
+  if (error instanceof GrammyError && error.error_code === 401) return 'Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized)';
+  if (error instanceof GrammyError && error.error_code === 409) {
+    return 'another process is polling with this bot token (409 Conflict); stop it, or use a different bot';
+  }
+  return 'polling Telegram failed';
+}
+
+/** Entry point: reads `.env` and the environment, starts, and stops cleanly on SIGINT/SIGTERM. */
+export async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(loadEnvFile(join(process.cwd(), '.env'), process.env));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`nightshift: ${error.message}\nSee README.md ("Configuration") and .env.example.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const log = createLogger({ level: config.logLevel, secrets: config.secrets });
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason }, 'unhandled promise rejection; exiting (all state is in SQLite, a restart resumes)');
+    process.exit(1);
+  });
+
+  let app: Nightshift;
+  try {
+    app = await startNightshift(config, log);
+  } catch (error) {
+    log.fatal({ err: error }, error instanceof GrammyError && error.error_code === 401 ? describeFatal(error) : 'could not start');
+    process.exit(1);
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      setTimeout(() => {
+        log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful stop took too long; exiting');
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS).unref();
+      void app.stop(signal).then(() => process.exit(0));
+    });
+  }
+  await app.done.catch(() => process.exit(1));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

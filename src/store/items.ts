@@ -1,0 +1,153 @@
+import type { Database } from 'better-sqlite3';
+import { z } from 'zod';
+import { ACTIVE_STATES, ITEM_STATES, TERMINAL_STATES, transition, type ItemState } from '../domain/item-state.js';
+
+/** A work item as stored. */
+export interface Item {
+  readonly id: number;
+  readonly repo: string;
+  readonly title: string;
+  readonly request: string;
+  readonly state: ItemState;
+  readonly stateReason: string | null;
+  readonly chatId: number;
+  readonly createdBy: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** What a new item needs. */
+export interface NewItem {
+  readonly repo: string;
+  readonly title: string;
+  readonly request: string;
+  readonly chatId: number;
+  readonly createdBy: number;
+  readonly sourceUpdateId?: number;
+  /** @default 'queued' */
+  readonly state?: ItemState;
+}
+
+const itemRow = z.object({
+  id: z.number().int(),
+  repo: z.string(),
+  title: z.string(),
+  request: z.string(),
+  state: z.enum(ITEM_STATES),
+  state_reason: z.string().nullable(),
+  chat_id: z.number(),
+  created_by: z.number(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+
+function toItem(row: unknown): Item {
+  const r = itemRow.parse(row);
+  return {
+    id: r.id,
+    repo: r.repo,
+    title: r.title,
+    request: r.request,
+    state: r.state,
+    stateReason: r.state_reason,
+    chatId: r.chat_id,
+    createdBy: r.created_by,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+const inList = (states: ReadonlySet<ItemState>) => [...states].map((s) => `'${s}'`).join(', ');
+
+/** Item queries and state changes. Every state change also writes an `item_events` row. */
+export function createItemStore(db: Database, now: () => number) {
+  const insert = db.prepare(
+    `INSERT INTO items (repo, title, request, state, chat_id, created_by, source_update_id, created_at, updated_at)
+     VALUES (@repo, @title, @request, @state, @chatId, @createdBy, @sourceUpdateId, @now, @now)`,
+  );
+  const insertEvent = db.prepare(
+    'INSERT INTO item_events (item_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)',
+  );
+  const byId = db.prepare('SELECT * FROM items WHERE id = ?');
+  const setState = db.prepare(
+    'UPDATE items SET state = ?, state_reason = ?, updated_at = ? WHERE id = ? AND state = ?',
+  );
+  const openItems = db.prepare(
+    `SELECT * FROM items WHERE state NOT IN (${inList(TERMINAL_STATES)}) ORDER BY id DESC LIMIT ? OFFSET ?`,
+  );
+  const openCount = db.prepare(`SELECT count(*) AS n FROM items WHERE state NOT IN (${inList(TERMINAL_STATES)})`);
+  const activeItems = db.prepare(`SELECT * FROM items WHERE state IN (${inList(ACTIVE_STATES)}) ORDER BY id`);
+  const countsByState = db.prepare('SELECT state, count(*) AS n FROM items GROUP BY state');
+
+  return {
+    /** Inserts an item and its first event; returns it. */
+    create(item: NewItem): Item {
+      return db.transaction(() => {
+        const state = item.state ?? 'queued';
+        const at = now();
+        const { lastInsertRowid } = insert.run({
+          repo: item.repo,
+          title: item.title,
+          request: item.request,
+          state,
+          chatId: item.chatId,
+          createdBy: item.createdBy,
+          sourceUpdateId: item.sourceUpdateId ?? null,
+          now: at,
+        });
+        const id = Number(lastInsertRowid);
+        insertEvent.run(id, null, state, null, at);
+        return toItem(byId.get(id));
+      })();
+    },
+
+    /** The item with this id, or undefined. */
+    get(id: number): Item | undefined {
+      const row = byId.get(id);
+      return row === undefined ? undefined : toItem(row);
+    },
+
+    /**
+     * Moves an item to `to` if that move is legal from its current state (throws
+     * `IllegalTransition` otherwise). The update is conditional on the state read, so a
+     * concurrent change is never overwritten.
+     */
+    transition(id: number, to: ItemState, reason?: string): Item {
+      return db.transaction(() => {
+        const current = this.get(id);
+        if (!current) throw new Error(`item ${id} does not exist`);
+        transition(current.state, to);
+        const at = now();
+        const { changes } = setState.run(to, reason ?? null, at, id, current.state);
+        if (changes !== 1) throw new Error(`item ${id} changed state while moving to ${to}`);
+        insertEvent.run(id, current.state, to, reason ?? null, at);
+        return toItem(byId.get(id));
+      })();
+    },
+
+    /** Open (non-terminal) items, newest first. */
+    listOpen(limit: number, offset: number): Item[] {
+      return openItems.all(limit, offset).map(toItem);
+    },
+
+    /** How many items are open. */
+    countOpen(): number {
+      return (openCount.get() as { n: number }).n;
+    },
+
+    /** Items a stage is working on (building, reviewing, fixing). */
+    listActive(): Item[] {
+      return activeItems.all().map(toItem);
+    },
+
+    /** Item counts per state; states with no items are absent. */
+    countByState(): Partial<Record<ItemState, number>> {
+      const counts: Partial<Record<ItemState, number>> = {};
+      for (const row of countsByState.all() as Array<{ state: ItemState; n: number }>) counts[row.state] = row.n;
+      return counts;
+    },
+  };
+}
+
+/** The item part of the store. */
+export type ItemStore = ReturnType<typeof createItemStore>;

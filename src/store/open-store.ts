@@ -1,0 +1,53 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { createInbox } from './inbox.js';
+import { createItemStore } from './items.js';
+import { migrate } from './migrations.js';
+import { createOutbox } from './outbox.js';
+
+/** How long a write waits for another connection's lock before failing. @default 5000 */
+export const BUSY_TIMEOUT_MS = 5000;
+
+/** Options for `openStore`. */
+export interface StoreOptions {
+  /** Clock for timestamps. @default Date.now */
+  readonly now?: () => number;
+}
+
+/**
+ * Opens (creating if needed) the SQLite database at `path` in WAL mode with foreign keys and
+ * a busy timeout, and brings its schema up to date.
+ */
+export function openStore(path: string, options: StoreOptions = {}) {
+  const now = options.now ?? Date.now;
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // FULL: a committed update claim or item survives power loss too, not only a crash.
+    db.pragma('synchronous = FULL');
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return {
+    items: createItemStore(db, now),
+    inbox: createInbox(db, now),
+    outbox: createOutbox(db, now),
+    /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
+    transaction<T>(fn: () => T): T {
+      return db.transaction(fn)();
+    },
+    /** Closes the database; later calls throw. */
+    close(): void {
+      if (db.open) db.close();
+    },
+  };
+}
+
+/** The whole store. */
+export type Store = ReturnType<typeof openStore>;

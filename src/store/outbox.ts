@@ -1,0 +1,127 @@
+import type { Database } from 'better-sqlite3';
+import { z } from 'zod';
+
+/** A message waiting to be sent (or sent, or given up on). */
+export interface OutboxMessage {
+  readonly id: number;
+  readonly chatId: number;
+  /** Telegram HTML, at most one message long. */
+  readonly text: string;
+  readonly replyMarkup: unknown;
+  readonly itemId: number | null;
+  readonly attempts: number;
+  readonly createdAt: number;
+}
+
+/** What to enqueue. */
+export interface NewOutboxMessage {
+  readonly chatId: number;
+  readonly text: string;
+  readonly replyMarkup?: unknown;
+  readonly itemId?: number;
+}
+
+const outboxRow = z.object({
+  id: z.number().int(),
+  chat_id: z.number(),
+  text: z.string(),
+  reply_markup: z.string().nullable(),
+  item_id: z.number().nullable(),
+  attempts: z.number().int(),
+  created_at: z.number(),
+});
+
+function toMessage(row: unknown): OutboxMessage {
+  const r = outboxRow.parse(row);
+  return {
+    id: r.id,
+    chatId: r.chat_id,
+    text: r.text,
+    replyMarkup: r.reply_markup === null ? undefined : JSON.parse(r.reply_markup),
+    itemId: r.item_id,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+  };
+}
+
+/**
+ * Outgoing Telegram messages. A message is written here before it is sent (in the same
+ * transaction as whatever caused it), then marked sent with Telegram's message id, so a crash
+ * between the two re-sends it instead of losing it.
+ */
+export function createOutbox(db: Database, now: () => number) {
+  const insert = db.prepare(
+    `INSERT INTO outbox (chat_id, text, reply_markup, item_id, next_attempt_at, created_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+  const due = db.prepare(
+    `SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`,
+  );
+  const pendingBefore = db.prepare(
+    `SELECT count(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ? AND id < ?`,
+  );
+  const nextDue = db.prepare(`SELECT min(next_attempt_at) AS at FROM outbox WHERE status = 'pending'`);
+  const sent = db.prepare(
+    `UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL
+     WHERE id = ? AND status = 'pending'`,
+  );
+  const retry = db.prepare(
+    `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'pending'`,
+  );
+  const failed = db.prepare(
+    `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'pending'`,
+  );
+  const byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
+
+  return {
+    /** Adds messages (parts of one logical message, in order); returns their ids. */
+    enqueue(...messages: NewOutboxMessage[]): number[] {
+      const at = now();
+      return messages.map((m) =>
+        Number(
+          insert.run(
+            m.chatId,
+            m.text,
+            m.replyMarkup === undefined ? null : JSON.stringify(m.replyMarkup),
+            m.itemId ?? null,
+            at,
+            at,
+          ).lastInsertRowid,
+        ),
+      );
+    },
+    /** Pending messages due now, oldest first. */
+    due(limit = 50): OutboxMessage[] {
+      return due.all(now(), limit).map(toMessage);
+    },
+    /** Whether an older message to the same chat is still pending (order within a chat is kept). */
+    hasEarlierPending(message: OutboxMessage): boolean {
+      return (pendingBefore.get(message.chatId, message.id) as { n: number }).n > 0;
+    },
+    /** When the next pending message is due (ms epoch), or undefined if none is pending. */
+    nextDueAt(): number | undefined {
+      return (nextDue.get() as { at: number | null }).at ?? undefined;
+    },
+    markSent(id: number, telegramMessageId: number): void {
+      sent.run(telegramMessageId, now(), id);
+    },
+    /** Keeps the message pending and tries again at `nextAttemptAt`. */
+    markRetry(id: number, error: string, nextAttemptAt: number): void {
+      retry.run(error, nextAttemptAt, id);
+    },
+    /** Gives up on the message (Telegram refused it for good, e.g. the user blocked the bot). */
+    markFailed(id: number, error: string): void {
+      failed.run(error, id);
+    },
+    /** Reads one message back with its status, for diagnostics and tests. */
+    get(id: number) {
+      const row = byId.get(id) as
+        | { status: string; telegram_message_id: number | null; last_error: string | null }
+        | undefined;
+      return row && { ...toMessage(row), status: row.status, telegramMessageId: row.telegram_message_id, lastError: row.last_error };
+    },
+  };
+}
+
+/** The outbox part of the store. */
+export type Outbox = ReturnType<typeof createOutbox>;

@@ -1,0 +1,80 @@
+import { autoRetry } from '@grammyjs/auto-retry';
+import { Bot, BotError, GrammyError, HttpError } from 'grammy';
+import type { BotCommand } from 'grammy/types';
+import type { Logger } from 'pino';
+import type { RepoName } from '../domain/parse-request.js';
+import type { Backlog } from '../pipeline/backlog.js';
+import { authFilter } from './auth.js';
+import type { BotContext } from './context.js';
+import { backlogFeature } from './features/backlog.js';
+import { cancelFeature } from './features/cancel.js';
+import { queueFeature } from './features/queue.js';
+import { statusFeature } from './features/status.js';
+import { unhandledFeature } from './features/unhandled.js';
+import type { Respond } from './respond.js';
+
+/** The commands shown in Telegram's menu (`setMyCommands`). */
+export const BOT_COMMANDS: readonly BotCommand[] = [
+  { command: 'queue', description: 'Queue work: /queue <what to do>' },
+  { command: 'backlog', description: 'Open items, newest first' },
+  { command: 'cancel', description: 'Cancel an item: /cancel <id>' },
+  { command: 'status', description: 'Counts by state and what is running' },
+  { command: 'help', description: 'How to use nightshift' },
+];
+
+/** Seconds a Bot API call may take before it is aborted. Long polls use less. @default 60 */
+export const API_TIMEOUT_SECONDS = 60;
+
+/** What the bot needs from the rest of the process. */
+export interface BotDeps {
+  readonly token: string;
+  readonly apiRoot: string;
+  readonly allowedUsers: readonly number[];
+  readonly repos: readonly RepoName[];
+  readonly backlog: Backlog;
+  readonly log: Logger;
+  readonly respond: Respond;
+}
+
+/**
+ * Builds the grammY bot: auto-retry on the API, auth in front of everything, one error
+ * boundary around the features, `unhandled` last.
+ */
+export function createBot(deps: BotDeps): Bot<BotContext> {
+  const bot = new Bot<BotContext>(deps.token, {
+    client: { apiRoot: deps.apiRoot, timeoutSeconds: API_TIMEOUT_SECONDS },
+  });
+  // Rate limits and 5xx are retried here, a bounded number of times; network errors are
+  // rethrown so the caller's own layer (the outbox, grammY's polling loop) handles them.
+  bot.api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 30, rethrowHttpErrors: true }));
+
+  bot.use((ctx, next) => {
+    ctx.log = deps.log.child({ update_id: ctx.update.update_id });
+    return next();
+  });
+  bot.use(authFilter(deps.allowedUsers, deps.log));
+
+  const { respond } = deps;
+  const features = bot.errorBoundary(handleError);
+  features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
+  features.use(backlogFeature({ backlog: deps.backlog, respond }));
+  features.use(cancelFeature({ backlog: deps.backlog, respond }));
+  features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
+  features.use(unhandledFeature({ respond }));
+
+  bot.catch(handleError);
+  return bot;
+}
+
+// One update failing never stops the bot. The user hears about it only if nothing was
+// recorded for the update; the log has the details (redacted by the logger).
+function handleError(error: BotError<BotContext>): void {
+  const { ctx } = error;
+  const cause = error.error;
+  const log = ctx.log ?? undefined;
+  const detail =
+    cause instanceof GrammyError ? { method: cause.method, code: cause.error_code, description: cause.description }
+    : cause instanceof HttpError ? { network: cause.message }
+    : {};
+  log?.error({ err: cause, ...detail }, 'handling the update failed');
+}

@@ -1,0 +1,107 @@
+import type { ItemState } from '../domain/item-state.js';
+import type { RepoName } from '../domain/parse-request.js';
+import type { BacklogPage, BacklogStatus } from '../pipeline/backlog.js';
+import type { Item } from '../store/items.js';
+import { escapeHtml, html } from './format.js';
+
+// The texts the bot sends, as pure functions of their data, so they are unit-tested and every
+// value is escaped in one place.
+
+const STATE_ICONS: Record<ItemState, string> = {
+  proposed: '💭',
+  queued: '⏳',
+  building: '🔨',
+  reviewing: '🔍',
+  fixing: '🩹',
+  ready: '👀',
+  merged: '✅',
+  rejected: '❌',
+  deferred: '💤',
+  failed: '⚠️',
+  cancelled: '🚫',
+};
+
+/** Reply to a queued item. */
+export function queuedText(item: Item): string {
+  return html`Queued #${item.id} for ${item.repo}` + `\n<b>${escapeHtml(item.title)}</b>`;
+}
+
+/** The /help text. */
+export function helpText(repos: readonly RepoName[]): string {
+  const [first] = repos;
+  const example = first ? first.name : 'repo';
+  return [
+    '<b>nightshift</b> queues work for agents and brings you the result to review.',
+    '',
+    '<b>Queue work</b>: just send what you want done, e.g. <i>Add a --json flag to the export command</i>.',
+    html`It goes to ${first?.fullName ?? 'the default repo'}. For another repo start with its name: <i>${example}: fix the login redirect</i>.`,
+    '',
+    '/queue &lt;text&gt; — same as sending the text',
+    '/backlog — open items, newest first',
+    '/cancel &lt;id&gt; — cancel an item, e.g. /cancel 12',
+    '/status — counts by state and what is running',
+    '/help — this message',
+    '',
+    html`Repos: ${repos.map((r) => r.fullName).join(', ')}`,
+  ].join('\n');
+}
+
+/** Usage line for /queue or an empty request. */
+export function queueUsageText(): string {
+  return 'Usage: /queue &lt;what to do&gt; — or just send the text. To target another repo: <i>name: what to do</i>.';
+}
+
+/** Reply when a message names a repo that is not configured. */
+export function unknownRepoText(asked: string, repos: readonly RepoName[]): string {
+  return (
+    html`I don't know the repo "${asked}". Configured repos: ${repos.map((r) => r.fullName).join(', ')}.` +
+    '\nStart the message with one of them (<i>name: text</i>), or leave the prefix out for the default repo.'
+  );
+}
+
+/** Reply when a short repo name matches several configured repos. */
+export function ambiguousRepoText(asked: string, matches: readonly RepoName[]): string {
+  return html`"${asked}" matches ${matches.map((r) => r.fullName).join(' and ')}. Use owner/name: text.`;
+}
+
+/** One /backlog page. */
+export function backlogText(page: BacklogPage): string {
+  if (page.total === 0) return 'The backlog is empty. Send a message to queue work.';
+  const lines = page.items.map(
+    (item) => `${STATE_ICONS[item.state]} <b>#${item.id}</b> ${escapeHtml(item.title)}\n    <i>${item.state} · ${escapeHtml(item.repo)}</i>`,
+  );
+  const header = `<b>Backlog</b> · ${page.total} open` + (page.pageCount > 1 ? ` · page ${page.page + 1}/${page.pageCount}` : '');
+  return [header, '', ...lines].join('\n');
+}
+
+/** The /status text. */
+export function statusText(status: BacklogStatus): string {
+  const counts = Object.entries(status.counts)
+    .filter(([, n]) => (n ?? 0) > 0)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(' · ');
+  const running =
+    status.active.length === 0
+      ? 'Nothing is running.'
+      : 'Running now:\n' +
+        status.active.map((item) => `${STATE_ICONS[item.state]} #${item.id} ${escapeHtml(item.title)} <i>(${item.state}, ${escapeHtml(item.repo)})</i>`).join('\n');
+  return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, '', running].join('\n');
+}
+
+/** Reply to /cancel. */
+export const cancelTexts = {
+  usage: () => 'Usage: /cancel &lt;id&gt;, e.g. /cancel 12',
+  notFound: (id: number) => `There is no item #${id}.`,
+  notCancellable: (item: Item) => html`#${item.id} is already ${item.state}; there is nothing to cancel.`,
+  cancelled: (item: Item) => html`Cancelled #${item.id}: ${item.title}`,
+};
+
+/** Reply to a command the bot does not know. */
+export function unknownCommandText(command: string): string {
+  return html`I don't know ${command}. Send /help for the list.`;
+}
+
+/** Reply to a photo, sticker, voice message or anything else that is not text. */
+export function notTextText(): string {
+  return 'I only understand text messages. Send what you want done as text, or /help.';
+}
