@@ -1,0 +1,17 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NewItem } from '../../src/store/items.js';
+import { openStore, type Store } from '../../src/store/open-store.js';
+
+/** A fresh store on a real SQLite file in a temp directory, with a controllable clock. */
+export function makeStore(start = Date.UTC(2026, 10, 25, 9, 0, 0)): { store: Store; clock: { now: number }; path: string } {
+  const clock = { now: start };
+  const path = join(mkdtempSync(join(tmpdir(), 'ns-store-')), 'nightshift.db');
+  return { store: openStore(path, { now: () => clock.now }), clock, path };
+}
+
+/** A new item with sensible defaults. */
+export function makeNewItem(overrides: Partial<NewItem> = {}): NewItem {
+  return { repo: 'me/app', title: 'Add a flag', request: 'Add a --json flag', chatId: 111, createdBy: 111, ...overrides };
+}

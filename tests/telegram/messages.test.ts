@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import type { Item } from '../../src/store/items.js';
+import { backlogText, helpText, queuedText, statusText, unknownRepoText } from '../../src/telegram/messages.js';
+
+const makeItem = (overrides: Partial<Item> = {}): Item => ({
+  id: 12,
+  repo: 'me/app',
+  title: 'Fix <b>bold</b> & "quotes"',
+  request: 'Fix it',
+  state: 'queued',
+  stateReason: null,
+  chatId: 1,
+  createdBy: 1,
+  createdAt: 0,
+  updatedAt: 0,
+  ...overrides,
+});
+const repos = [{ owner: 'me', name: 'app', fullName: 'me/app' }];
+
+describe('messages', () => {
+  it('confirms a queued item with its id, repo and escaped title', () => {
+    expect(queuedText(makeItem())).toBe('Queued #12 for me/app\n<b>Fix &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quotes&quot;</b>');
+  });
+
+  it('shows backlog pages with state and repo, and says when it is empty', () => {
+    const text = backlogText({ items: [makeItem({ state: 'building' })], page: 1, pageCount: 3, total: 17 });
+    expect(text).toContain('17 open · page 2/3');
+    expect(text).toContain('#12');
+    expect(text).toContain('building · me/app');
+    expect(backlogText({ items: [], page: 0, pageCount: 1, total: 0 })).toMatch(/empty/);
+  });
+
+  it('summarises counts and running items', () => {
+    expect(statusText({ counts: { queued: 2, merged: 1 }, active: [] })).toContain('2 queued · 1 merged');
+    expect(statusText({ counts: {}, active: [] })).toContain('No items yet.');
+    expect(statusText({ counts: { building: 1 }, active: [makeItem({ state: 'building' })] })).toContain('Running now:');
+  });
+
+  it('lists the configured repos where the user needs them', () => {
+    expect(unknownRepoText('<x>', repos)).toContain('"&lt;x&gt;"');
+    expect(unknownRepoText('x', repos)).toContain('me/app');
+    expect(helpText(repos)).toContain('/cancel &lt;id&gt;');
+  });
+});
