@@ -53,23 +53,20 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
       log.info('stopped');
     })());
 
-  try {
-    await bot.init();
-  } catch (error) {
-    store.close();
-    throw error;
-  }
-  await bot.api.setMyCommands([...BOT_COMMANDS]).catch((err: unknown) => {
-    log.warn({ err }, 'could not register the command menu; commands still work when typed');
-  });
   sender.start(bot.api);
+  // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
+  // fatal) but rejects on 401, which `done` turns into a clear fatal message.
   const polling = bot.start({
     allowed_updates: ['message', 'callback_query'],
-    onStart: (me) =>
+    onStart: (me) => {
       log.info(
         { bot: me.username, repos: config.repos.map((r) => r.fullName), allowedUsers: config.telegram.allowedUsers.length, prunedUpdates: pruned },
         'nightshift is running',
-      ),
+      );
+      void bot.api.setMyCommands([...BOT_COMMANDS]).catch((err: unknown) => {
+        log.warn({ err }, 'could not register the command menu; commands still work when typed');
+      });
+    },
   });
   const done = polling.catch(async (error: unknown) => {
     log.fatal({ err: error }, describeFatal(error));
@@ -109,7 +106,7 @@ export async function main(): Promise<void> {
   try {
     app = await startNightshift(config, log);
   } catch (error) {
-    log.fatal({ err: error }, error instanceof GrammyError && error.error_code === 401 ? describeFatal(error) : 'could not start');
+    log.fatal({ err: error }, 'could not start');
     process.exit(1);
   }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
