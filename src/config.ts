@@ -48,6 +48,10 @@ const REPO_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
 // colon so self-hosted Bot API servers and tests work, but catch the common paste mistakes.
 const TELEGRAM_TOKEN_RE = /^[0-9]{1,20}:[A-Za-z0-9_-]{20,}$/;
 
+// Bad values are shown so the user can find them, but shortened: a token pasted on the
+// wrong line must not end up in full in a terminal or a log.
+const shown = (value: string) => JSON.stringify(value.length <= 24 ? value : `${value.slice(0, 6)}…`);
+
 const required = (what: string) =>
   z.string({ error: `missing: set it to ${what}` }).min(1, { error: `empty: set it to ${what}` });
 
@@ -85,7 +89,7 @@ const schema = z.object({
       if (bad.length > 0) {
         ctx.addIssue({
           code: 'custom',
-          message: `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} numeric user id${bad.length === 1 ? '' : 's'} (usernames are not accepted: ids cannot be reassigned, usernames can)`,
+          message: `${bad.map(shown).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} numeric user id${bad.length === 1 ? '' : 's'} (usernames are not accepted: ids cannot be reassigned, usernames can)`,
         });
         return z.NEVER;
       }
@@ -110,7 +114,7 @@ const schema = z.object({
           message:
             parts.length === 0
               ? 'empty: list at least one owner/name repository'
-              : `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not owner/name`,
+              : `${bad.map(shown).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not owner/name`,
         });
         return z.NEVER;
       }

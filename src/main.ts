@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GrammyError } from 'grammy';
@@ -10,8 +11,10 @@ import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
 import { createOutboxSender } from './telegram/outbox-sender.js';
 import { createRespond } from './telegram/respond.js';
 
-/** How long a graceful stop may take before the process exits anyway. @default 15000 */
-export const SHUTDOWN_TIMEOUT_MS = 15_000;
+/** How long a graceful stop may take before the process exits anyway (Docker kills after 10 s). @default 8000 */
+export const SHUTDOWN_TIMEOUT_MS = 8_000;
+/** How often processed update ids older than the retention period are forgotten. @default 6 hours */
+export const INBOX_PRUNE_INTERVAL_MS = 6 * 60 * 60 * 1000;
 /** The database file inside `DATA_DIR`. */
 export const DATABASE_FILE = 'nightshift.db';
 
@@ -27,8 +30,15 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
   const redact = createRedactor(config.secrets);
   const store = openStore(join(config.dataDir, DATABASE_FILE));
   const pruned = store.inbox.prune();
+  const pruneTimer = setInterval(() => {
+    try {
+      store.inbox.prune();
+    } catch (err) {
+      log.warn({ err }, 'could not prune the inbox; will try again later');
+    }
+  }, INBOX_PRUNE_INTERVAL_MS).unref();
   const backlog = createBacklog({ store });
-  const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }), redact });
+  const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }) });
   const respond = createRespond({ store, sender });
   const bot = createBot({
     token: config.telegram.token,
@@ -38,6 +48,7 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     backlog,
     log,
     respond,
+    redact,
   });
 
   let stopping: Promise<void> | undefined;
@@ -49,6 +60,7 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
       if (bot.isRunning()) await bot.stop().catch((err: unknown) => log.warn({ err }, 'could not confirm the update offset'));
       await polling.catch(() => undefined);
       await sender.stop();
+      clearInterval(pruneTimer);
       store.close();
       log.info('stopped');
     })());
@@ -57,7 +69,7 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
   // fatal) but rejects on 401, which `done` turns into a clear fatal message.
   const polling = bot.start({
-    allowed_updates: ['message', 'callback_query'],
+    allowed_updates: ['message', 'edited_message', 'callback_query'],
     onStart: (me) => {
       log.info(
         { bot: me.username, repos: config.repos.map((r) => r.fullName), allowedUsers: config.telegram.allowedUsers.length, prunedUpdates: pruned },
@@ -121,6 +133,7 @@ export async function main(): Promise<void> {
   await app.done.catch(() => process.exit(1));
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run only as the entry point (also when started through a symlinked path), not on import.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   void main();
 }

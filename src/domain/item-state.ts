@@ -29,7 +29,8 @@ const MOVES: Readonly<Record<ItemState, readonly ItemState[]>> = {
   reviewing: ['fixing', 'ready', 'failed', 'cancelled'],
   fixing: ['reviewing', 'failed', 'cancelled'],
   // ready -> reviewing: the PR head moved after review, so the new head is reviewed again.
-  ready: ['merged', 'rejected', 'deferred', 'reviewing', 'failed', 'cancelled'],
+  // ready -> queued: rejected with a reason and sent back to be built again.
+  ready: ['merged', 'rejected', 'deferred', 'reviewing', 'queued', 'failed', 'cancelled'],
   deferred: ['ready', 'cancelled'],
   // failed -> queued is the Retry button: the item starts again from its last checkpoint.
   failed: ['queued', 'cancelled'],

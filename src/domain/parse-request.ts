@@ -16,7 +16,7 @@ export type ParsedRequest =
 const PREFIX_RE = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9._-]+)?)\s*:\s*([\s\S]*)$/;
 
 // Conventional-commit words people start requests with ("fix: the login bug"). They are
-// read as text, not as an unknown repo, unless a configured repo has that exact name.
+// read as text, not as a misspelt repo, unless a configured repo has that exact name.
 const COMMIT_TYPES = new Set([
   'fix', 'feat', 'feature', 'chore', 'docs', 'doc', 'refactor', 'test', 'tests', 'perf', 'ci',
   'build', 'style', 'revert', 'bug', 'todo', 'note', 'idea', 'task', 'http', 'https',
@@ -47,8 +47,30 @@ export function parseRequest(input: string, repos: readonly RepoName[]): ParsedR
   if (matches.length > 1) return { kind: 'ambiguous-repo', asked, matches };
   const [repo] = matches;
   if (repo) return rest === '' ? { kind: 'empty' } : { kind: 'ok', repo, text: rest };
-  if (COMMIT_TYPES.has(key)) return { kind: 'ok', repo: defaultRepo, text: trimmed };
-  return { kind: 'unknown-repo', asked };
+  // "sitee: …" is a typo of a repo name: ask rather than queue for the wrong repo. Anything
+  // else ("TypeError: x is undefined", "Note: …") is just text that happens to have a colon.
+  if (!COMMIT_TYPES.has(key) && repos.some((r) => isLikelyTypo(key, r.name.toLowerCase()))) {
+    return { kind: 'unknown-repo', asked };
+  }
+  return { kind: 'ok', repo: defaultRepo, text: trimmed };
+}
+
+/** Whether `word` is within two edits of `name`, and not most of a rewrite of a short name. */
+function isLikelyTypo(word: string, name: string): boolean {
+  const distance = editDistance(word, name);
+  return distance <= 2 && distance * 2 < Math.max(word.length, name.length);
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /** Maximum length of an item title, in characters. @default 80 */

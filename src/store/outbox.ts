@@ -54,13 +54,14 @@ export function createOutbox(db: Database, now: () => number) {
     `INSERT INTO outbox (chat_id, text, reply_markup, item_id, next_attempt_at, created_at)
      VALUES (?, ?, ?, ?, ?, ?)`,
   );
-  const due = db.prepare(
-    `SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`,
-  );
-  const pendingBefore = db.prepare(
-    `SELECT count(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ? AND id < ?`,
-  );
-  const nextDue = db.prepare(`SELECT min(next_attempt_at) AS at FROM outbox WHERE status = 'pending'`);
+  // The oldest pending message of each chat: messages to one chat go out in order, so a
+  // message waiting to be retried holds back the ones queued after it (and only those).
+  const headsOfLine = `
+    SELECT * FROM outbox o
+    WHERE status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.chat_id = o.chat_id AND e.id < o.id)`;
+  const due = db.prepare(`${headsOfLine} AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
+  const nextDue = db.prepare(`SELECT min(next_attempt_at) AS at FROM (${headsOfLine})`);
   const sent = db.prepare(
     `UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL
      WHERE id = ? AND status = 'pending'`,
@@ -90,15 +91,11 @@ export function createOutbox(db: Database, now: () => number) {
         ),
       );
     },
-    /** Pending messages due now, oldest first. */
+    /** Messages to send now: per chat, the oldest pending one if it is due; oldest first. */
     due(limit = 50): OutboxMessage[] {
       return due.all(now(), limit).map(toMessage);
     },
-    /** Whether an older message to the same chat is still pending (order within a chat is kept). */
-    hasEarlierPending(message: OutboxMessage): boolean {
-      return (pendingBefore.get(message.chatId, message.id) as { n: number }).n > 0;
-    },
-    /** When the next pending message is due (ms epoch), or undefined if none is pending. */
+    /** When `due` will next return something (ms epoch), or undefined if nothing is pending. */
     nextDueAt(): number | undefined {
       return (nextDue.get() as { at: number | null }).at ?? undefined;
     },

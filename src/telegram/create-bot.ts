@@ -11,6 +11,7 @@ import { cancelFeature } from './features/cancel.js';
 import { queueFeature } from './features/queue.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
+import { redactOutgoing } from './redact-outgoing.js';
 import type { Respond } from './respond.js';
 
 /** The commands shown in Telegram's menu (`setMyCommands`). */
@@ -34,6 +35,8 @@ export interface BotDeps {
   readonly backlog: Backlog;
   readonly log: Logger;
   readonly respond: Respond;
+  /** Applied to every string sent to Telegram. */
+  readonly redact: (text: string) => string;
 }
 
 /**
@@ -47,34 +50,52 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   // Rate limits and 5xx are retried here, a bounded number of times; network errors are
   // rethrown so the caller's own layer (the outbox, grammY's polling loop) handles them.
   bot.api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 30, rethrowHttpErrors: true }));
+  bot.api.config.use(redactOutgoing(deps.redact));
 
   bot.use((ctx, next) => {
     ctx.log = deps.log.child({ update_id: ctx.update.update_id });
     return next();
   });
+  // Telegram updates the bot asks for; everything else is never delivered.
+
   bot.use(authFilter(deps.allowedUsers, deps.log));
 
   const { respond } = deps;
-  const features = bot.errorBoundary(handleError);
+  const features = bot.errorBoundary(errorHandler(deps.log, true));
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, respond }));
   features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(unhandledFeature({ respond }));
 
-  bot.catch(handleError);
+  bot.catch(errorHandler(deps.log, false));
   return bot;
 }
 
-// One update failing never stops the bot. The user hears about it only if nothing was
-// recorded for the update; the log has the details (redacted by the logger).
-function handleError(error: BotError<BotContext>): void {
-  const { ctx } = error;
-  const cause = error.error;
-  const log = ctx.log ?? undefined;
-  const detail =
-    cause instanceof GrammyError ? { method: cause.method, code: cause.error_code, description: cause.description }
-    : cause instanceof HttpError ? { network: cause.message }
-    : {};
-  log?.error({ err: cause, ...detail }, 'handling the update failed');
+// One update failing never stops the bot. The effects of an update are one transaction, so a
+// failure means nothing was recorded. Inside the feature boundary (past the auth filter) the
+// user is told once, directly (the outbox may be what failed), so they know to send it again
+// instead of waiting for an answer that never comes. Outside it, nothing is said to anyone.
+function errorHandler(rootLog: Logger, notifyUser: boolean) {
+  return async (error: BotError<BotContext>): Promise<void> => {
+    const { ctx } = error;
+    // Errors before the logging middleware ran have no ctx.log yet.
+    const log: Logger = ctx.log ?? rootLog.child({ update_id: ctx.update.update_id });
+    const cause = error.error;
+    const detail =
+      cause instanceof GrammyError ? { method: cause.method, code: cause.error_code, description: cause.description }
+      : cause instanceof HttpError ? { network: cause.message }
+      : {};
+    log.error({ err: cause, ...detail }, 'handling the update failed');
+    if (!notifyUser) return;
+    try {
+      if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: 'Something went wrong. Please try again.' });
+      else if (ctx.message) await ctx.reply(FAILED_UPDATE_TEXT);
+    } catch (replyError) {
+      log.error({ err: replyError }, 'could not tell the user that handling failed');
+    }
+  };
 }
+
+/** What the user hears when handling their message failed and nothing was saved. */
+export const FAILED_UPDATE_TEXT = 'Sorry, something went wrong on my side and that message was not saved. Please send it again.';

@@ -54,7 +54,7 @@ export function queueUsageText(): string {
 /** Reply when a message names a repo that is not configured. */
 export function unknownRepoText(asked: string, repos: readonly RepoName[]): string {
   return (
-    html`I don't know the repo "${asked}". Configured repos: ${repos.map((r) => r.fullName).join(', ')}.` +
+    html`I don't know the repo "${shorten(asked)}". Configured repos: ${repos.map((r) => r.fullName).join(', ')}.` +
     '\nStart the message with one of them (<i>name: text</i>), or leave the prefix out for the default repo.'
   );
 }
@@ -96,9 +96,22 @@ export const cancelTexts = {
   cancelled: (item: Item) => html`Cancelled #${item.id}: ${item.title}`,
 };
 
+/** Longest piece of user input repeated back in a reply. @default 64 */
+export const ECHO_MAX_CHARS = 64;
+
+function shorten(text: string): string {
+  const chars = [...text];
+  return chars.length <= ECHO_MAX_CHARS ? text : `${chars.slice(0, ECHO_MAX_CHARS - 1).join('')}…`;
+}
+
 /** Reply to a command the bot does not know. */
 export function unknownCommandText(command: string): string {
-  return html`I don't know ${command}. Send /help for the list.`;
+  return html`I don't know ${shorten(command)}. Send /help for the list.`;
+}
+
+/** Reply to an edited message: edits do not change what was queued. */
+export function editIgnoredText(): string {
+  return 'Edits don\'t change a queued item. To change it, /cancel &lt;id&gt; and send the new text.';
 }
 
 /** Reply to a photo, sticker, voice message or anything else that is not text. */

@@ -9,116 +9,121 @@ export const OUTBOX_RETRY_BASE_MS = 1000;
 export const OUTBOX_RETRY_MAX_MS = 10 * 60 * 1000;
 /** A message still unsent after this long is given up (and logged), not sent late. @default 24 hours */
 export const OUTBOX_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+/** Longest pause after the outbox itself failed (e.g. the database is unwritable). @default 5 minutes */
+export const OUTBOX_STALL_MAX_MS = 5 * 60 * 1000;
 
 /** Delivers outbox messages, in order per chat, and retries the ones that failed. */
 export interface OutboxSender {
-  /** Starts delivering through `api` (which should carry the auto-retry transformer). */
+  /** Starts delivering through `api`. */
   start(api: Api): void;
   /** Sends whatever is due now (call after enqueueing); a no-op before `start`. */
   kick(): void;
-  /** Stops after the send in flight; pending messages stay in the outbox for the next start. */
+  /** Aborts the send in flight and stops; unsent messages stay in the outbox for the next start. */
   stop(): Promise<void>;
 }
 
 /** Creates the outbox sender; nothing is sent until `start`. */
-export function createOutboxSender(deps: {
-  store: Store;
-  log: Logger;
-  /** Applied to every text before it leaves the process. */
-  redact: (text: string) => string;
-  now?: () => number;
-}): OutboxSender {
-  const { store, log, redact } = deps;
+export function createOutboxSender(deps: { store: Store; log: Logger; now?: () => number }): OutboxSender {
+  const { store, log } = deps;
   const now = deps.now ?? Date.now;
+  const abort = new AbortController();
+  // grammY types its signal parameter with the `abort-controller` polyfill; Node's is the same at runtime.
+  const signal = abort.signal as unknown as Parameters<Api['sendMessage']>[3];
   let api: Api | undefined;
   let running: Promise<void> | undefined;
   let again = false;
-  let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  // In-memory backoff for failures of the outbox itself: if the database cannot record a
+  // send, retrying at once would send the same message again and again.
+  let stallMs = 0;
 
   async function send(api: Api, message: OutboxMessage): Promise<void> {
     const mlog = log.child({ outboxId: message.id, chatId: message.chatId, itemId: message.itemId ?? undefined });
+    const markup = message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never };
+    let sentId: number;
     try {
-      const sent = await api.sendMessage(message.chatId, redact(message.text), {
-        parse_mode: 'HTML',
-        link_preview_options: { is_disabled: true },
-        ...(message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never }),
-      });
-      store.outbox.markSent(message.id, sent.message_id);
-      return;
+      sentId = (await api.sendMessage(message.chatId, message.text, { parse_mode: 'HTML', link_preview_options: { is_disabled: true }, ...markup }, signal))
+        .message_id;
     } catch (error) {
-      if (error instanceof GrammyError && /can't parse entities/i.test(error.description)) {
-        // Our own HTML was malformed. The user still gets the message, as plain text.
-        mlog.error({ err: error }, 'Telegram rejected our HTML; sending the message as plain text');
-        try {
-          const sent = await api.sendMessage(message.chatId, redact(htmlToPlain(message.text)), {
-            link_preview_options: { is_disabled: true },
-            ...(message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never }),
-          });
-          store.outbox.markSent(message.id, sent.message_id);
-          return;
-        } catch (plainError) {
-          return handleFailure(message, plainError, mlog);
-        }
+      if (abort.signal.aborted) return;
+      if (!(error instanceof GrammyError && /can't parse entities/i.test(error.description))) return handleFailure(message, error, mlog);
+      // Our own HTML was malformed. The user still gets the message, as plain text.
+      mlog.error({ err: error }, 'Telegram rejected our HTML; sending the message as plain text');
+      try {
+        sentId = (await api.sendMessage(message.chatId, htmlToPlain(message.text), { link_preview_options: { is_disabled: true }, ...markup }, signal))
+          .message_id;
+      } catch (plainError) {
+        if (abort.signal.aborted) return;
+        return handleFailure(message, plainError, mlog);
       }
-      return handleFailure(message, error, mlog);
     }
+    store.outbox.markSent(message.id, sentId);
   }
 
   function handleFailure(message: OutboxMessage, error: unknown, mlog: Logger): void {
-    const permanent = error instanceof GrammyError && error.error_code >= 400 && error.error_code < 500 && error.error_code !== 429;
-    const reason = error instanceof GrammyError ? `${error.error_code} ${error.description}` : error instanceof HttpError ? `network: ${error.message}` : String(error);
-    if (permanent) {
-      // 403 (blocked by the user), 400 (chat not found, bad request): sending again won't help.
+    const code = error instanceof GrammyError ? error.error_code : undefined;
+    const reason = error instanceof GrammyError ? `${code} ${error.description}` : error instanceof HttpError ? `network: ${error.message}` : String(error);
+    // 400 (chat not found, bad request) and 403 (the user blocked the bot) are about this
+    // message: sending it again won't help. 401 and 404 mean our token or API root is wrong,
+    // which an operator can fix, so those messages stay pending.
+    if (code === 400 || code === 403) {
       mlog.error({ err: error }, 'Telegram refused the message for good; giving up on it');
-      store.outbox.markFailed(message.id, redact(reason));
+      store.outbox.markFailed(message.id, reason);
       return;
     }
     if (now() - message.createdAt > OUTBOX_MAX_AGE_MS) {
       mlog.error({ err: error, attempts: message.attempts + 1 }, 'message could not be sent for a day; giving up on it');
-      store.outbox.markFailed(message.id, redact(reason));
+      store.outbox.markFailed(message.id, reason);
       return;
     }
     const retryAfterMs =
       error instanceof GrammyError && typeof error.parameters.retry_after === 'number' ? error.parameters.retry_after * 1000 : 0;
-    const backoff = Math.min(OUTBOX_RETRY_MAX_MS, OUTBOX_RETRY_BASE_MS * 2 ** message.attempts);
-    const delay = Math.max(backoff, retryAfterMs);
-    mlog.warn({ err: error, attempts: message.attempts + 1, retryInMs: delay }, 'sending failed; will retry');
-    store.outbox.markRetry(message.id, redact(reason), now() + delay);
+    const delay = Math.max(Math.min(OUTBOX_RETRY_MAX_MS, OUTBOX_RETRY_BASE_MS * 2 ** message.attempts), retryAfterMs);
+    const logAt = code === 401 || code === 404 ? 'error' : 'warn';
+    mlog[logAt]({ err: error, attempts: message.attempts + 1, retryInMs: delay }, 'sending failed; will retry');
+    store.outbox.markRetry(message.id, reason, now() + delay);
   }
 
   async function flush(api: Api): Promise<void> {
     do {
       again = false;
-      for (const message of store.outbox.due()) {
-        if (stopped) return;
-        // Parts of a long message, and messages to one chat, arrive in order or not at all yet.
-        if (store.outbox.hasEarlierPending(message)) continue;
-        await send(api, message);
+      // A failed send is rescheduled into the future, so this ends once nothing is due now.
+      for (let batch = store.outbox.due(); batch.length > 0; batch = store.outbox.due()) {
+        for (const message of batch) {
+          if (abort.signal.aborted) return;
+          await send(api, message);
+        }
       }
-    } while (again && !stopped);
+    } while (again && !abort.signal.aborted);
   }
 
-  function schedule(): void {
-    if (stopped) return;
+  function schedule(delayMs?: number): void {
+    if (abort.signal.aborted) return;
     clearTimeout(timer);
     const at = store.outbox.nextDueAt();
-    if (at === undefined) return;
-    timer = setTimeout(kick, Math.max(0, at - now()));
+    if (delayMs === undefined && at === undefined) return;
+    timer = setTimeout(kick, delayMs ?? Math.max(10, at! - now()));
   }
 
   function kick(): void {
-    if (stopped || !api) return;
+    if (abort.signal.aborted || !api) return;
     if (running) {
       again = true;
       return;
     }
-    running = flush(api)
-      .catch((error: unknown) => log.error({ err: error }, 'outbox delivery failed'))
-      .finally(() => {
+    running = flush(api).then(
+      () => {
+        stallMs = 0;
         running = undefined;
         schedule();
-      });
+      },
+      (error: unknown) => {
+        stallMs = Math.min(OUTBOX_STALL_MAX_MS, Math.max(1000, stallMs * 2));
+        log.error({ err: error, retryInMs: stallMs }, 'the outbox failed; pausing delivery');
+        running = undefined;
+        schedule(stallMs);
+      },
+    );
   }
 
   return {
@@ -128,7 +133,7 @@ export function createOutboxSender(deps: {
     },
     kick,
     async stop() {
-      stopped = true;
+      abort.abort();
       clearTimeout(timer);
       await running;
     },

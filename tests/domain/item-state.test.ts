@@ -25,5 +25,7 @@ describe('item state transitions', () => {
   it('sends a ready item back to review when its head moved, and a deferred one back to ready', () => {
     expect(canTransition('ready', 'reviewing')).toBe(true);
     expect(canTransition('deferred', 'ready')).toBe(true);
+    // Rejected with a reason and sent back to be built again.
+    expect(canTransition('ready', 'queued')).toBe(true);
   });
 });

@@ -17,9 +17,16 @@ describe('parseRequest', () => {
     expect(parseRequest('Other/Site2:  tidy up\nmore lines', repos)).toEqual({ kind: 'ok', repo: repos[2], text: 'tidy up\nmore lines' });
   });
 
-  it('reports an unknown repo instead of guessing', () => {
+  it('reports an unknown owner/name or a misspelt repo name instead of guessing', () => {
     expect(parseRequest('nope/repo: do it', repos)).toEqual({ kind: 'unknown-repo', asked: 'nope/repo' });
     expect(parseRequest('sitee: do it', repos)).toEqual({ kind: 'unknown-repo', asked: 'sitee' });
+    expect(parseRequest('ap: do it', repos)).toEqual({ kind: 'unknown-repo', asked: 'ap' });
+  });
+
+  it('reads a pasted error or a time as text, not as a repo', () => {
+    expect(parseRequest('TypeError: x is undefined', repos)).toMatchObject({ kind: 'ok', repo: repos[0], text: 'TypeError: x is undefined' });
+    expect(parseRequest('12:30 deploy breaks', repos)).toMatchObject({ kind: 'ok', text: '12:30 deploy breaks' });
+    expect(parseRequest('localhost:3000 is slow', repos)).toMatchObject({ kind: 'ok', text: 'localhost:3000 is slow' });
   });
 
   it('reads conventional-commit words and sentences with colons as text', () => {

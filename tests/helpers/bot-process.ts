@@ -84,8 +84,12 @@ export function startBotProcess(env: Record<string, string>, cwd = tempDir('ns-c
   const err = { rest: '' };
   child.stdout!.on('data', (c: Buffer) => collect(c, out));
   child.stderr!.on('data', (c: Buffer) => collect(c, err));
-  const exited = once(child, 'exit').then(([code, signal]) => {
-    for (const carry of [out, err]) if (carry.rest) lines.push(carry.rest);
+  // 'close', not 'exit': only then has all of the child's output been read.
+  const exited = once(child, 'close').then(([code, signal]) => {
+    for (const carry of [out, err]) {
+      if (carry.rest) lines.push(carry.rest);
+      carry.rest = '';
+    }
     for (const wake of waiters) wake();
     return (code as number | null) ?? (signal as string);
   });

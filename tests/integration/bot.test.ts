@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
 import { ALICE, botEnv, CANARY, MALLORY, startBotProcess, tempDir, type BotProcess } from '../helpers/bot-process.js';
@@ -72,7 +75,7 @@ describe('nightshift bot, end to end over loopback', () => {
     await say('/queue site: fix the <footer> & header', /Queued #2 for me\/site/);
     expect(textsTo(ALICE.id).at(-1)).toContain('fix the &lt;footer&gt; &amp; header');
 
-    const unknown = await say('nope: do a thing', /don't know the repo/);
+    const unknown = await say('sitte: do a thing', /don't know the repo/);
     expect(unknown.text).toContain('me/app, me/site');
 
     await say('/queue', /Usage: \/queue/);
@@ -129,6 +132,30 @@ describe('nightshift bot, end to end over loopback', () => {
     await proc.waitForLine(/not allowed/, { count: 5 });
     expect(proc.lines.filter((l) => l.includes('not allowed'))).toHaveLength(5);
     expect(proc.output()).not.toContain('secret plan from mallory');
+    // No row either: only Alice's /backlog was recorded.
+    expect(await proc.stop()).toBe(0);
+    const db = new Database(join(dataDir, 'nightshift.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT count(*) AS n FROM inbox').get()).toEqual({ n: 1 });
+    db.close();
+  });
+
+  it('reads its configuration from .env in the working directory', async () => {
+    const cwd = tempDir('ns-dotenv-');
+    const env = botEnv(fake.apiRoot, dataDir);
+    writeFileSync(join(cwd, '.env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n'));
+    procs.push(startBotProcess({}, cwd));
+    await fake.waitFor(() => fake.callsOf('getUpdates')[0], { what: 'the bot to poll' });
+    await say('configured by dotenv', /Queued #1 for me\/app/);
+  });
+
+  it('tells the user that an edit does not change the queued item', async () => {
+    await startPolling();
+    const update = fake.pushMessage(ALICE, 'first version');
+    await waitForMessage(ALICE.id, /Queued #1/);
+    const before = fake.sent(ALICE.id).length;
+    fake.pushUpdate({ edited_message: { ...update.message!, text: 'second version', edit_date: update.message!.date + 5 } });
+    await waitForMessage(ALICE.id, /Edits don't change a queued item/, before);
   });
 
   it('creates one item for an update Telegram delivers twice', async () => {
@@ -172,6 +199,17 @@ describe('nightshift bot, end to end over loopback', () => {
     expect(list.text).toContain('before the restart');
     expect(list.text).toContain('sent while the bot was down');
     expect(textsTo(ALICE.id).filter((t) => t.includes('Queued'))).toHaveLength(2);
+  });
+
+  it('stops quickly on SIGTERM with a reply stuck in flight, and sends it after the restart', async () => {
+    const first = await startPolling();
+    fake.failNext('sendMessage', { kind: 'stall' });
+    fake.pushMessage(ALICE, 'stuck reply');
+    await fake.waitFor(() => fake.callsOf('sendMessage')[0], { what: 'the reply to be in flight' });
+    expect(await first.stop()).toBe(0);
+
+    await startPolling();
+    await waitForMessage(ALICE.id, /Queued #1 for me\/app/);
   });
 
   it('sends a reply that was pending when the process was killed, exactly one item', async () => {

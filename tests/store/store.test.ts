@@ -108,13 +108,18 @@ describe('outbox', () => {
     const { store, clock } = makeStore();
     const [first, second] = store.outbox.enqueue({ chatId: 1, text: 'part 1' }, { chatId: 1, text: 'part 2' });
     const [other] = store.outbox.enqueue({ chatId: 2, text: 'elsewhere' });
+    expect(store.outbox.due().map((m) => m.id)).toEqual([first, other]);
     store.outbox.markRetry(first!, 'network', clock.now + 1000);
-    expect(store.outbox.due().map((m) => m.id)).toEqual([second, other]);
-    expect(store.outbox.hasEarlierPending(store.outbox.due()[0]!)).toBe(true);
-    expect(store.outbox.nextDueAt()).toBe(clock.now);
+    // Part 2 waits behind part 1; the other chat is not held up.
+    expect(store.outbox.due().map((m) => m.id)).toEqual([other]);
+    store.outbox.markSent(other!, 5);
+    expect(store.outbox.nextDueAt()).toBe(clock.now + 1000);
     clock.now += 1000;
-    expect(store.outbox.due().map((m) => m.id)).toEqual([first, second, other]);
+    expect(store.outbox.due().map((m) => m.id)).toEqual([first]);
     expect(store.outbox.get(first!)).toMatchObject({ attempts: 1, lastError: 'network' });
+    store.outbox.markSent(first!, 6);
+    expect(store.outbox.due().map((m) => m.id)).toEqual([second]);
+    expect(store.outbox.get(first!)).toMatchObject({ status: 'sent', attempts: 2, lastError: null });
   });
 
   it('gives up on a message for good', () => {

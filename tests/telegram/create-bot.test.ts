@@ -1,0 +1,59 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBacklog } from '../../src/pipeline/backlog.js';
+import { createBot, FAILED_UPDATE_TEXT } from '../../src/telegram/create-bot.js';
+import { startFakeTelegram, type FakeTelegram } from '../fakes/telegram-server.js';
+import { ALICE, MALLORY } from '../helpers/bot-process.js';
+import { makeStore } from '../helpers/factories.js';
+
+let fake: FakeTelegram | undefined;
+afterEach(async () => fake?.close());
+
+describe('createBot error boundary', () => {
+  it('tells an allowed user once when handling failed, and tells a stranger nothing', async () => {
+    fake = await startFakeTelegram();
+    const { store } = makeStore();
+    const bot = createBot({
+      token: fake.token,
+      apiRoot: fake.apiRoot,
+      allowedUsers: [ALICE.id],
+      repos: [{ owner: 'me', name: 'app', fullName: 'me/app' }],
+      backlog: createBacklog({ store }),
+      log: pino({ level: 'silent' }),
+      redact: (text) => text,
+      respond: () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+    });
+    const polling = bot.start();
+    fake.pushMessage(MALLORY, 'hello');
+    fake.pushMessage(ALICE, 'queue this');
+    const reply = await fake.waitFor(() => fake!.sent(ALICE.id)[0], { what: 'the failure notice' });
+    await bot.stop();
+    await polling;
+    expect(reply.text).toBe(FAILED_UPDATE_TEXT);
+    expect(fake.sent(MALLORY.id)).toEqual([]);
+    store.close();
+  });
+
+  it('redacts secrets from everything it sends', async () => {
+    fake = await startFakeTelegram();
+    const { store } = makeStore();
+    const bot = createBot({
+      token: fake.token,
+      apiRoot: fake.apiRoot,
+      allowedUsers: [ALICE.id],
+      repos: [{ owner: 'me', name: 'app', fullName: 'me/app' }],
+      backlog: createBacklog({ store }),
+      log: pino({ level: 'silent' }),
+      redact: (text) => text.replaceAll('CANARY-value', '[REDACTED]'),
+      respond: () => true,
+    });
+    await bot.api.sendMessage(ALICE.id, 'token is CANARY-value', {
+      reply_markup: { inline_keyboard: [[{ text: 'CANARY-value', callback_data: 'x' }]] },
+    });
+    expect(JSON.stringify(fake.sent(ALICE.id))).not.toContain('CANARY-value');
+    expect(fake.sent(ALICE.id)[0]?.text).toBe('token is [REDACTED]');
+    store.close();
+  });
+});

@@ -1,0 +1,125 @@
+import { Writable } from 'node:stream';
+import { Api } from 'grammy';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createOutboxSender, htmlToPlain, type OutboxSender } from '../../src/telegram/outbox-sender.js';
+import { startFakeTelegram, type FakeTelegram } from '../fakes/telegram-server.js';
+import { join } from 'node:path';
+import { openStore, type Store } from '../../src/store/open-store.js';
+import { tempDir } from '../helpers/bot-process.js';
+
+let fake: FakeTelegram;
+let store: Store;
+let sender: OutboxSender;
+let logLines: string[];
+
+function start(): void {
+  logLines = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(chunk.toString());
+      done();
+    },
+  });
+  // The real clock: retries here wait their real (short) backoff, found by waiting on calls.
+  store = openStore(join(tempDir('ns-outbox-'), 'nightshift.db'));
+  sender = createOutboxSender({ store, log: pino({ level: 'debug' }, sink), now: Date.now });
+  sender.start(new Api(fake.token, { apiRoot: fake.apiRoot }));
+}
+
+beforeEach(async () => {
+  fake = await startFakeTelegram();
+});
+
+afterEach(async () => {
+  await sender.stop();
+  store.close();
+  await fake.close();
+});
+
+describe('outbox sender', () => {
+  it('sends messages in order per chat and records Telegram message ids', async () => {
+    start();
+    const ids = store.outbox.enqueue({ chatId: 1, text: 'one' }, { chatId: 1, text: 'two' }, { chatId: 2, text: '<b>three</b>' });
+    sender.kick();
+    await fake.waitFor(() => fake.sent().length === 3, { what: 'three messages' });
+    expect(fake.sent(1).map((m) => m.text)).toEqual(['one', 'two']);
+    expect(fake.sent(2)[0]).toMatchObject({ text: '<b>three</b>', parse_mode: 'HTML' });
+    await fake.waitFor(() => ids.every((id) => store.outbox.get(id)?.status === 'sent'), { what: 'rows marked sent' });
+    expect(store.outbox.get(ids[0]!)?.telegramMessageId).toBe(fake.sent(1)[0]!.message_id);
+  });
+
+  it('gives up on a message the user blocked, and goes on with the next', async () => {
+    start();
+    fake.failNext('sendMessage', { kind: 'error', code: 403, description: 'Forbidden: bot was blocked by the user' });
+    const [blocked, next] = store.outbox.enqueue({ chatId: 1, text: 'blocked' }, { chatId: 1, text: 'next' });
+    sender.kick();
+    await fake.waitFor(() => fake.sent(1)[0], { what: 'the next message' });
+    expect(store.outbox.get(blocked!)).toMatchObject({ status: 'failed', lastError: expect.stringContaining('403') });
+    await fake.waitFor(() => store.outbox.get(next!)?.status === 'sent', { what: 'next marked sent' });
+    expect(fake.callsOf('sendMessage')).toHaveLength(2);
+  });
+
+  it('retries after a connection reset, holding back later messages to that chat', async () => {
+    start();
+    fake.failNext('sendMessage', { kind: 'reset' });
+    const [first] = store.outbox.enqueue({ chatId: 1, text: 'first' }, { chatId: 1, text: 'second' });
+    sender.kick();
+    await fake.waitFor(() => fake.sent(1).length === 2, { what: 'both messages after the retry' });
+    expect(fake.sent(1).map((m) => m.text)).toEqual(['first', 'second']);
+    expect(store.outbox.get(first!)).toMatchObject({ status: 'sent', attempts: 2 });
+  });
+
+  it('sends malformed HTML as plain text instead of losing the message', async () => {
+    start();
+    store.outbox.enqueue({ chatId: 1, text: '<b>unclosed &amp; bold' });
+    sender.kick();
+    const sent = await fake.waitFor(() => fake.sent(1)[0], { what: 'the plain-text fallback' });
+    expect(sent.text).toBe('unclosed & bold');
+    expect(sent.parse_mode).toBeUndefined();
+  });
+
+  it('keeps a message pending through a revoked token (401) instead of dropping it', async () => {
+    start();
+    fake.failNext('sendMessage', { kind: 'error', code: 401, description: 'Unauthorized' });
+    const [id] = store.outbox.enqueue({ chatId: 1, text: 'later' });
+    sender.kick();
+    await fake.waitFor(() => store.outbox.get(id!)?.status === 'sent', { what: 'the message sent after the 401' });
+    expect(store.outbox.get(id!)?.attempts).toBe(2);
+    expect(fake.sent(1)).toHaveLength(1);
+  });
+
+  it('backs off when the database cannot record a send, instead of re-sending at once', async () => {
+    start();
+    const markSent = store.outbox.markSent;
+    let failures = 1;
+    store.outbox.markSent = (...args) => {
+      if (failures-- > 0) throw new Error('SQLITE_FULL: database or disk is full');
+      markSent(...args);
+    };
+    const [id] = store.outbox.enqueue({ chatId: 1, text: 'once' });
+    sender.kick();
+    await fake.waitFor(() => store.outbox.get(id!)?.status === 'sent', { what: 'the send after the pause' });
+    const calls = fake.callsOf('sendMessage');
+    // The message went out twice (the first send could not be recorded), but a pause apart.
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(900);
+    expect(logLines.join('')).toContain('the outbox failed; pausing delivery');
+  });
+
+  it('stops promptly with a send in flight and keeps the message for the next start', async () => {
+    start();
+    fake.failNext('sendMessage', { kind: 'stall' });
+    const [id] = store.outbox.enqueue({ chatId: 1, text: 'stalled' });
+    sender.kick();
+    await fake.waitFor(() => fake.callsOf('sendMessage')[0], { what: 'the send to be in flight' });
+    await sender.stop();
+    expect(store.outbox.get(id!)).toMatchObject({ status: 'pending', attempts: 0 });
+  });
+});
+
+describe('htmlToPlain', () => {
+  it('drops tags and decodes entities once', () => {
+    expect(htmlToPlain('<b>a &lt;b&gt; &amp;lt; &#65;</b>')).toBe('a <b> &lt; A');
+  });
+});
