@@ -14,6 +14,12 @@ export interface Item {
   readonly createdBy: number;
   readonly createdAt: number;
   readonly updatedAt: number;
+  readonly branch: string | null;
+  readonly prNumber: number | null;
+  readonly prUrl: string | null;
+  readonly headSha: string | null;
+  /** The outbox row of the item's progress message, edited as the run goes. */
+  readonly progressOutboxId: number | null;
 }
 
 /** What a new item needs. */
@@ -39,6 +45,11 @@ const itemRow = z.object({
   created_by: z.number(),
   created_at: z.number(),
   updated_at: z.number(),
+  branch: z.string().nullable(),
+  pr_number: z.number().nullable(),
+  pr_url: z.string().nullable(),
+  head_sha: z.string().nullable(),
+  progress_outbox_id: z.number().nullable(),
 });
 
 function toItem(row: unknown): Item {
@@ -54,6 +65,11 @@ function toItem(row: unknown): Item {
     createdBy: r.created_by,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    branch: r.branch,
+    prNumber: r.pr_number,
+    prUrl: r.pr_url,
+    headSha: r.head_sha,
+    progressOutboxId: r.progress_outbox_id,
   };
 }
 
@@ -78,6 +94,10 @@ export function createItemStore(db: Database, now: () => number) {
   const openCount = db.prepare(`SELECT count(*) AS n FROM items WHERE state NOT IN (${inList(TERMINAL_STATES)})`);
   const activeItems = db.prepare(`SELECT * FROM items WHERE state IN (${inList(ACTIVE_STATES)}) ORDER BY id`);
   const countsByState = db.prepare('SELECT state, count(*) AS n FROM items GROUP BY state');
+  const oldestQueued = db.prepare(`SELECT * FROM items WHERE state = 'queued' ORDER BY id LIMIT 1`);
+  const setPull = db.prepare('UPDATE items SET branch = ?, pr_number = ?, pr_url = ?, head_sha = ?, updated_at = ? WHERE id = ?');
+  const setBranch = db.prepare('UPDATE items SET branch = ?, updated_at = ? WHERE id = ?');
+  const setProgress = db.prepare('UPDATE items SET progress_outbox_id = ? WHERE id = ?');
 
   return {
     /** Inserts an item and its first event; returns it. */
@@ -138,6 +158,27 @@ export function createItemStore(db: Database, now: () => number) {
     /** Items a stage is working on (building, reviewing, fixing). */
     listActive(): Item[] {
       return activeItems.all().map(toItem);
+    },
+
+    /** The queued item that has waited longest, if any. */
+    oldestQueued(): Item | undefined {
+      const row = oldestQueued.get();
+      return row === undefined ? undefined : toItem(row);
+    },
+
+    /** Records the item's branch. */
+    setBranch(id: number, branch: string): void {
+      setBranch.run(branch, now(), id);
+    },
+
+    /** Records the item's pull request and the head it was opened at. */
+    setPullRequest(id: number, pr: { branch: string; number: number; url: string; headSha: string }): void {
+      setPull.run(pr.branch, pr.number, pr.url, pr.headSha, now(), id);
+    },
+
+    /** Remembers which outbox message is the item's progress message. */
+    setProgressOutboxId(id: number, outboxId: number): void {
+      setProgress.run(outboxId, id);
     },
 
     /** Item counts per state; states with no items are absent. */

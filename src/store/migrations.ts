@@ -55,6 +55,55 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
   `,
+  `
+  ALTER TABLE items ADD COLUMN branch TEXT;
+  ALTER TABLE items ADD COLUMN pr_number INTEGER;
+  ALTER TABLE items ADD COLUMN pr_url TEXT;
+  ALTER TABLE items ADD COLUMN head_sha TEXT;
+  ALTER TABLE items ADD COLUMN progress_outbox_id INTEGER REFERENCES outbox (id);
+
+  -- Every model call, priced when it was made: the source of truth for spend.
+  CREATE TABLE llm_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER REFERENCES items (id),
+    stage TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL,
+    cache_write_1h_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    batch INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL,
+    request_id TEXT,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX llm_calls_item ON llm_calls (item_id, stage);
+  CREATE INDEX llm_calls_at ON llm_calls (at);
+
+  -- One agent loop (a stage's run for an item) and its transcript, message by message, so a
+  -- run resumes after a crash from the last completed turn instead of paying for it again.
+  CREATE TABLE agent_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    stage TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'stopped', 'failed')),
+    outcome TEXT,
+    turns INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  CREATE INDEX agent_runs_item ON agent_runs (item_id, stage, status);
+
+  CREATE TABLE agent_messages (
+    run_id INTEGER NOT NULL REFERENCES agent_runs (id),
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+  );
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

@@ -1,8 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { createAgentRuns } from './agent-runs.js';
 import { createInbox } from './inbox.js';
 import { createItemStore } from './items.js';
+import { createLedger } from './ledger.js';
 import { migrate } from './migrations.js';
 import { createOutbox } from './outbox.js';
 
@@ -38,6 +40,8 @@ export function openStore(path: string, options: StoreOptions = {}) {
     items: createItemStore(db, now),
     inbox: createInbox(db, now),
     outbox: createOutbox(db, now),
+    ledger: createLedger(db, now),
+    agentRuns: createAgentRuns(db, now),
     /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn)();

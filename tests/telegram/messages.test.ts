@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Item } from '../../src/store/items.js';
+import { makeItem as makeItemWith } from '../helpers/factories.js';
 import { backlogText, helpText, queuedText, statusText, unknownRepoText } from '../../src/telegram/messages.js';
 
-const makeItem = (overrides: Partial<Item> = {}): Item => ({
-  id: 12,
-  repo: 'me/app',
-  title: 'Fix <b>bold</b> & "quotes"',
-  request: 'Fix it',
-  state: 'queued',
-  stateReason: null,
-  chatId: 1,
-  createdBy: 1,
-  createdAt: 0,
-  updatedAt: 0,
-  ...overrides,
-});
+const makeItem = (overrides: Partial<Item> = {}) => makeItemWith({ title: 'Fix <b>bold</b> & "quotes"', chatId: 1, createdBy: 1, ...overrides });
 const repos = [{ owner: 'me', name: 'app', fullName: 'me/app' }];
 
 describe('messages', () => {
