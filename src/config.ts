@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import type { RepoName } from './domain/parse-request.js';
+import { priceFor, type ModelPrice } from './domain/pricing.js';
 
 
 /** The one typed, validated configuration of the process. */
@@ -19,8 +20,32 @@ export interface Config {
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly timezone: string;
+  /** Model per stage. */
+  readonly models: { readonly build: string };
+  /** Price overrides by exact model id (`NIGHTSHIFT_PRICES`); defaults cover Opus, Sonnet, Haiku 4.x. */
+  readonly prices: Readonly<Record<string, ModelPrice>>;
+  /** Limits of the build agent's loop. */
+  readonly build: AgentLimitsConfig;
+  /** Dollar cap for all stages of one item together. */
+  readonly itemBudgetUsd: number;
+  /** How agent commands run. */
+  readonly sandbox: {
+    readonly mode: 'auto' | 'always' | 'never';
+    readonly commandTimeoutMs: number;
+    readonly allowNetwork: boolean;
+    /** Names of environment variables passed through to agent commands. */
+    readonly envAllowList: readonly string[];
+  };
   /** Every secret value, for redaction by value in logs and outgoing text. */
   readonly secrets: readonly string[];
+}
+
+/** The limits every agent loop runs under. */
+export interface AgentLimitsConfig {
+  readonly maxTurns: number;
+  readonly maxOutputTokens: number;
+  readonly maxWallClockMs: number;
+  readonly budgetUsd: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -77,6 +102,29 @@ const isTimeZone = (tz: string): boolean => {
   }
 };
 
+const positiveInt = (what: string) =>
+  z.string().regex(/^[1-9][0-9]*$/, { error: `must be a positive whole number (${what})` }).transform(Number);
+const positiveNumber = (what: string) =>
+  z.string().regex(/^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$/, { error: `must be a positive number (${what})` }).transform(Number).refine((n) => n > 0, { error: `must be more than 0 (${what})` });
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
+const modelId = z.string().regex(/^[a-z0-9][a-z0-9.:@_-]*$/i, { error: 'does not look like a model id (e.g. claude-sonnet-4-5)' });
+const pricesJson = z.string().transform((value, ctx) => {
+  const priceShape = z.record(z.string(), z.object({ input: z.number().nonnegative(), output: z.number().nonnegative() }).strict());
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'is not valid JSON; expected {"model-id": {"input": 3, "output": 15}} in dollars per million tokens' });
+    return z.NEVER;
+  }
+  const result = priceShape.safeParse(parsed);
+  if (!result.success) {
+    ctx.addIssue({ code: 'custom', message: 'expected {"model-id": {"input": 3, "output": 15}} in dollars per million tokens' });
+    return z.NEVER;
+  }
+  return Object.fromEntries(Object.entries(result.data).map(([m, p]) => [m, { inputPerMTok: p.input, outputPerMTok: p.output }]));
+});
+
 const schema = z.object({
   TELEGRAM_BOT_TOKEN: required('the token @BotFather gave you (digits:letters)').regex(TELEGRAM_TOKEN_RE, {
     error: 'does not look like a bot token (expected "<digits>:<letters>" as @BotFather prints it)',
@@ -131,6 +179,21 @@ const schema = z.object({
     .string()
     .refine(isTimeZone, { error: 'not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)' })
     .optional(),
+  NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-5'),
+  NIGHTSHIFT_PRICES: pricesJson.optional(),
+  NIGHTSHIFT_BUILD_MAX_TURNS: positiveInt('model turns per build run').default(60),
+  NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS: positiveInt('output tokens per model call').default(16_000),
+  NIGHTSHIFT_BUILD_MAX_MINUTES: positiveNumber('minutes per build run').default(60),
+  NIGHTSHIFT_BUDGET_BUILD_USD: positiveNumber('dollars per build run').default(5),
+  NIGHTSHIFT_BUDGET_ITEM_USD: positiveNumber('dollars per item, all stages').default(15),
+  NIGHTSHIFT_SANDBOX: z.enum(['auto', 'always', 'never'], { error: 'must be auto, always or never' }).default('auto'),
+  NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS: positiveInt('seconds per agent command').default(600),
+  NIGHTSHIFT_AGENT_NETWORK: bool.default(false),
+  NIGHTSHIFT_AGENT_ENV: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*$/, { error: 'must be a comma-separated list of variable names' })
+    .transform((v) => v.split(',').map((n) => n.trim()))
+    .default([]),
 });
 
 /** Every variable `loadConfig` reads, in documentation order. */
@@ -157,6 +220,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const v = parsed.data;
   const [defaultRepo] = v.NIGHTSHIFT_REPOS;
   if (!defaultRepo) throw new ConfigError([{ variable: 'NIGHTSHIFT_REPOS', problem: 'empty' }]);
+  const prices = v.NIGHTSHIFT_PRICES ?? {};
+  if (!priceFor(v.NIGHTSHIFT_MODEL_BUILD, prices)) {
+    throw new ConfigError([
+      { variable: 'NIGHTSHIFT_MODEL_BUILD', problem: `no price is known for "${v.NIGHTSHIFT_MODEL_BUILD}"; add it to NIGHTSHIFT_PRICES so budgets can be enforced` },
+    ]);
+  }
   return {
     telegram: { token: v.TELEGRAM_BOT_TOKEN, apiRoot: v.TELEGRAM_API_ROOT, allowedUsers: v.TELEGRAM_ALLOWED_USERS },
     anthropic: { apiKey: v.ANTHROPIC_API_KEY, baseUrl: v.ANTHROPIC_BASE_URL },
@@ -165,6 +234,21 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dataDir: resolve(v.DATA_DIR),
     logLevel: v.LOG_LEVEL,
     timezone: v.NIGHTSHIFT_TIMEZONE ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC',
+    models: { build: v.NIGHTSHIFT_MODEL_BUILD },
+    prices,
+    build: {
+      maxTurns: v.NIGHTSHIFT_BUILD_MAX_TURNS,
+      maxOutputTokens: v.NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS,
+      maxWallClockMs: Math.round(v.NIGHTSHIFT_BUILD_MAX_MINUTES * 60_000),
+      budgetUsd: v.NIGHTSHIFT_BUDGET_BUILD_USD,
+    },
+    itemBudgetUsd: v.NIGHTSHIFT_BUDGET_ITEM_USD,
+    sandbox: {
+      mode: v.NIGHTSHIFT_SANDBOX,
+      commandTimeoutMs: v.NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS * 1000,
+      allowNetwork: v.NIGHTSHIFT_AGENT_NETWORK,
+      envAllowList: v.NIGHTSHIFT_AGENT_ENV,
+    },
     secrets: [v.TELEGRAM_BOT_TOKEN, v.ANTHROPIC_API_KEY, v.GITHUB_TOKEN],
   };
 }

@@ -1,0 +1,311 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { costUsd, estimateInputTokens, priceFor, worstCaseCostUsd, type ModelPrice } from '../domain/pricing.js';
+import type { ContentBlock, ContentBlockParam, MessageParam, ModelClient, ModelResponse, ToolParam } from '../llm/model-client.js';
+import { classifyModelError } from '../llm/classify-model-error.js';
+import type { AgentMessage } from '../store/agent-runs.js';
+import type { Store } from '../store/open-store.js';
+
+/** Runs one tool call; `isError` results go back to the model as `is_error` tool results. */
+export type ToolExecutor = (input: unknown, signal: AbortSignal) => Promise<{ content: string; isError: boolean }>;
+
+/** The limits one agent loop runs under; each is checked before every model call. */
+export interface AgentLimits {
+  readonly maxTurns: number;
+  readonly maxOutputTokens: number;
+  readonly maxWallClockMs: number;
+  readonly stageBudgetUsd: number;
+  readonly itemBudgetUsd: number;
+}
+
+/** Which limit stopped a run. */
+export type LimitName = 'turns' | 'wall-clock' | 'stage-budget' | 'item-budget' | 'stuck' | 'output-limit';
+
+/** How a run ended. */
+export type AgentOutcome =
+  | { readonly kind: 'done'; readonly finalText: string; readonly turns: number }
+  | { readonly kind: 'limit'; readonly limit: LimitName; readonly message: string; readonly turns: number }
+  | { readonly kind: 'retry-later'; readonly message: string }
+  | { readonly kind: 'failed'; readonly message: string }
+  | { readonly kind: 'aborted' };
+
+/** What a run is asked to do. */
+export interface AgentTask {
+  readonly itemId: number;
+  readonly stage: string;
+  readonly model: string;
+  readonly system: string;
+  readonly initialMessage: string;
+  readonly tools: readonly ToolParam[];
+  readonly executors: Readonly<Record<string, ToolExecutor>>;
+  readonly limits: AgentLimits;
+  readonly signal?: AbortSignal;
+  /** Called after every paid turn, for progress messages. */
+  readonly onTurn?: (progress: { turn: number; maxTurns: number; itemUsd: number }) => void;
+}
+
+/** Same tool call with the same result this many times in a row means the loop is stuck. @default 3 */
+export const STUCK_REPEATS = 3;
+/** Replies cut at the output limit this many times in a row stop the run. @default 3 */
+export const MAX_TOKENS_REPEATS = 3;
+
+/** What the loop needs from the process. */
+export interface AgentDeps {
+  readonly model: ModelClient;
+  readonly store: Store;
+  readonly prices: Readonly<Record<string, ModelPrice>>;
+  readonly redact: (text: string) => string;
+  readonly log: Logger;
+  /** Monotonic milliseconds, for durations. @default performance.now */
+  readonly clock?: () => number;
+}
+
+/**
+ * The tool-use loop. Every turn (the model's reply with its usage, then the tool results) is
+ * written to SQLite before the next call, so a run interrupted by a crash, `kill -9` or a lost
+ * connection resumes from its last completed turn and never pays for a turn twice.
+ */
+export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentOutcome> {
+  const { store, log: rootLog } = deps;
+  const clock = deps.clock ?? (() => performance.now());
+  const price = priceFor(task.model, deps.prices);
+  if (!price) return { kind: 'failed', message: `no price is known for model ${task.model}` };
+  const { run, resumed } = store.agentRuns.openOrCreate(task.itemId, task.stage);
+  const log = rootLog.child({ itemId: task.itemId, stage: task.stage, runId: run.id });
+  if (resumed) log.info({ turns: run.turns }, 'resuming the agent run from its last completed turn');
+
+  const messages: AgentMessage[] = store.agentRuns.messages(run.id);
+  if (messages.length === 0) {
+    const first: AgentMessage = { role: 'user', content: [{ type: 'text', text: task.initialMessage }] };
+    store.agentRuns.append(run.id, first);
+    messages.push(first);
+  }
+  let turns = run.turns;
+  let elapsedBefore = run.elapsedMs;
+  let segmentStart = clock();
+  const elapsed = () => elapsedBefore + (clock() - segmentStart);
+  const stop = (limit: LimitName, message: string): AgentOutcome => {
+    store.agentRuns.finish(run.id, 'stopped', `${limit}: ${message}`);
+    log.warn({ limit, turns }, `agent run stopped: ${message}`);
+    return { kind: 'limit', limit, message, turns };
+  };
+
+  for (;;) {
+    if (task.signal?.aborted) return { kind: 'aborted' };
+    const last = messages.at(-1)!;
+
+    // A reply whose tools have not run yet (also after a crash): run them, then persist.
+    if (last.role === 'assistant') {
+      const toolUses = last.content.filter(isToolUse);
+      if (toolUses.length === 0) {
+        const finalText = last.content.filter(isText).map((b) => b.text).join('\n').trim();
+        store.agentRuns.finish(run.id, 'done', 'end_turn');
+        return { kind: 'done', finalText, turns };
+      }
+      const started = clock();
+      const results = await runTools(toolUses, task, deps.redact, log);
+      if (task.signal?.aborted) return { kind: 'aborted' };
+      const message: AgentMessage = { role: 'user', content: results };
+      store.agentRuns.append(run.id, message, { elapsedMs: clock() - started });
+      elapsedBefore += clock() - started;
+      segmentStart = clock();
+      messages.push(message);
+      const stuck = stuckCall(messages);
+      if (stuck) return stop('stuck', `the same ${stuck} call returned the same result ${STUCK_REPEATS} times in a row`);
+      continue;
+    }
+
+    // Limits, checked before every call against the worst case of that call.
+    if (turns >= task.limits.maxTurns) return stop('turns', `reached the limit of ${task.limits.maxTurns} turns`);
+    if (elapsed() >= task.limits.maxWallClockMs) {
+      return stop('wall-clock', `ran for ${Math.round(elapsed() / 60_000)} of ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes allowed`);
+    }
+    const request = buildRequest(task, messages);
+    const worst = worstCaseCostUsd(estimateInputTokens(request), task.limits.maxOutputTokens, price);
+    const stageUsd = store.ledger.stageUsd(task.itemId, task.stage);
+    if (stageUsd + worst > task.limits.stageBudgetUsd) {
+      return stop('stage-budget', `spent $${stageUsd.toFixed(2)} of the $${task.limits.stageBudgetUsd.toFixed(2)} ${task.stage} budget; the next turn could cost up to $${worst.toFixed(2)}`);
+    }
+    const itemUsd = store.ledger.itemUsd(task.itemId);
+    if (itemUsd + worst > task.limits.itemBudgetUsd) {
+      return stop('item-budget', `spent $${itemUsd.toFixed(2)} of the $${task.limits.itemBudgetUsd.toFixed(2)} item budget; the next turn could cost up to $${worst.toFixed(2)}`);
+    }
+
+    // The wall clock also bounds a call in flight.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error('wall-clock limit')), Math.max(0, task.limits.maxWallClockMs - elapsed()));
+    const onAbort = () => deadline.abort(task.signal?.reason);
+    task.signal?.addEventListener('abort', onAbort, { once: true });
+    const callStart = clock();
+    let response: ModelResponse;
+    try {
+      response = await deps.model.complete({ ...request, signal: deadline.signal });
+    } catch (error) {
+      if (task.signal?.aborted) return { kind: 'aborted' };
+      if (deadline.signal.aborted) return stop('wall-clock', `ran out of its ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes during a model call`);
+      const classified = classifyModelError(error);
+      log.warn({ err: error, outcome: classified.kind }, 'model call failed');
+      if (classified.kind === 'failed') store.agentRuns.finish(run.id, 'failed', classified.message);
+      return classified;
+    } finally {
+      clearTimeout(timer);
+      task.signal?.removeEventListener('abort', onAbort);
+    }
+
+    // The paid turn, its cost and the reply are one transaction: recorded together or not at all.
+    turns += 1;
+    const assistant: AgentMessage = { role: 'assistant', content: response.content.map(toParam) };
+    const callMs = clock() - callStart;
+    store.transaction(() => {
+      store.ledger.record({
+        itemId: task.itemId,
+        stage: task.stage,
+        model: response.model,
+        ...response.usage,
+        batch: false,
+        costUsd: costUsd(response.usage, priceFor(response.model, deps.prices) ?? price),
+        requestId: response.requestId,
+      });
+      store.agentRuns.append(run.id, assistant, { turns: 1, elapsedMs: callMs });
+    });
+    elapsedBefore += callMs;
+    segmentStart = clock();
+    messages.push(assistant);
+    log.debug({ turn: turns, stopReason: response.stopReason, usage: response.usage }, 'agent turn');
+    task.onTurn?.({ turn: turns, maxTurns: task.limits.maxTurns, itemUsd: store.ledger.itemUsd(task.itemId) });
+
+    switch (response.stopReason) {
+      case 'end_turn':
+      case 'stop_sequence':
+      case 'tool_use':
+        continue; // the top of the loop finishes, or runs the tools
+      case 'pause_turn':
+        // A long server-side turn was paused: sending the transcript as it is lets it go on.
+        // (The build tools are client tools, so this is rare; it still counts as a turn.)
+        if (assistant.content.some(isToolUse)) continue;
+        messages.push(continueMessage('Continue.'));
+        store.agentRuns.append(run.id, messages.at(-1)!);
+        continue;
+      case 'max_tokens': {
+        if (cutAtOutputLimit(messages) >= MAX_TOKENS_REPEATS) {
+          return stop('output-limit', `${MAX_TOKENS_REPEATS} replies in a row were cut at the ${task.limits.maxOutputTokens}-token output limit`);
+        }
+        // A cut reply may hold a half-written tool call: never run it, say why instead.
+        const content: ContentBlockParam[] = [
+          ...assistant.content.filter(isToolUse).map((b) => toolResult(b.id, 'Not run: your reply was cut off at the output limit before this call was complete.', true)),
+          { type: 'text', text: `${CUT_NOTE} ${task.limits.maxOutputTokens}-token output limit. Continue in smaller steps (write big files in parts).` },
+        ];
+        const message: AgentMessage = { role: 'user', content };
+        store.agentRuns.append(run.id, message);
+        messages.push(message);
+        continue;
+      }
+      case 'refusal':
+        store.agentRuns.finish(run.id, 'failed', 'refusal');
+        return { kind: 'failed', message: 'the model declined to do this task (refusal)' };
+      case 'model_context_window_exceeded':
+        store.agentRuns.finish(run.id, 'failed', 'context window exceeded');
+        return { kind: 'failed', message: "the conversation outgrew the model's context window; split the item into smaller ones" };
+      default:
+        store.agentRuns.finish(run.id, 'failed', `stop_reason ${String(response.stopReason)}`);
+        return { kind: 'failed', message: `the model stopped for an unknown reason (${String(response.stopReason)})` };
+    }
+  }
+}
+
+type ToolUseParam = { type: 'tool_use'; id: string; name: string; input: unknown };
+type TextParam = { type: 'text'; text: string };
+const isToolUse = (b: unknown): b is ToolUseParam => (b as { type?: string }).type === 'tool_use';
+const isText = (b: unknown): b is TextParam => (b as { type?: string }).type === 'text';
+
+function toolResult(id: string, content: string, isError: boolean): ContentBlockParam {
+  return { type: 'tool_result', tool_use_id: id, content, ...(isError ? { is_error: true } : {}) };
+}
+
+function continueMessage(text: string): AgentMessage {
+  return { role: 'user', content: [{ type: 'text', text }] };
+}
+
+async function runTools(toolUses: ToolUseParam[], task: AgentTask, redact: (t: string) => string, log: Logger): Promise<ContentBlockParam[]> {
+  const results: ContentBlockParam[] = [];
+  const signal = task.signal ?? new AbortController().signal;
+  for (const use of toolUses) {
+    const executor = task.executors[use.name];
+    if (!executor) {
+      results.push(toolResult(use.id, `Unknown tool ${use.name}. Available: ${Object.keys(task.executors).join(', ')}.`, true));
+      continue;
+    }
+    try {
+      const result = await executor(use.input, signal);
+      results.push(toolResult(use.id, redact(result.content), result.isError));
+    } catch (error) {
+      log.warn({ err: error, tool: use.name }, 'tool failed');
+      results.push(toolResult(use.id, redact(error instanceof Error ? error.message : String(error)), true));
+    }
+  }
+  return results;
+}
+
+/** Strips a reply block to what the API accepts back as input. */
+function toParam(block: ContentBlock): ContentBlockParam {
+  switch (block.type) {
+    case 'text':
+      return { type: 'text', text: block.text };
+    case 'tool_use':
+      return { type: 'tool_use', id: block.id, name: block.name, input: block.input };
+    default:
+      return block as unknown as ContentBlockParam;
+  }
+}
+
+/**
+ * The request, laid out for prompt caching: tools and system prompt are a cached prefix; the
+ * transcript carries a moving breakpoint on its newest message (and one on the message before,
+ * so a turn whose newest breakpoint missed still reads the previous prefix). Four in all.
+ */
+function buildRequest(task: AgentTask, messages: readonly AgentMessage[]) {
+  const cache = { type: 'ephemeral' as const };
+  const tools = task.tools.map((t, i) => (i === task.tools.length - 1 ? { ...t, cache_control: cache } : t));
+  const marked = new Set([messages.length - 1, messages.length - 3].filter((i) => i >= 0));
+  const apiMessages: MessageParam[] = messages.map((m, i) => {
+    const content = m.content as ContentBlockParam[];
+    if (!marked.has(i) || content.length === 0) return { role: m.role, content };
+    return { role: m.role, content: content.map((b, j) => (j === content.length - 1 ? ({ ...b, cache_control: cache } as ContentBlockParam) : b)) };
+  });
+  return {
+    model: task.model,
+    maxTokens: task.limits.maxOutputTokens,
+    system: [{ type: 'text' as const, text: task.system, cache_control: cache }],
+    tools: tools as ToolParam[],
+    messages: apiMessages,
+  };
+}
+
+/** The tool name if the last STUCK_REPEATS tool calls were one call with one result. */
+function stuckCall(messages: readonly AgentMessage[]): string | undefined {
+  const signatures: Array<{ name: string; signature: string }> = [];
+  for (let i = messages.length - 1; i > 0 && signatures.length < STUCK_REPEATS; i -= 2) {
+    const results = messages[i]!;
+    const call = messages[i - 1]!;
+    if (results.role !== 'user' || call.role !== 'assistant') break;
+    const uses = call.content.filter(isToolUse);
+    if (uses.length === 0) break;
+    const hash = createHash('sha256').update(JSON.stringify([uses.map((u) => [u.name, u.input]), results.content.map((r) => ({ ...(r as object), tool_use_id: undefined }))])).digest('hex');
+    signatures.push({ name: uses.map((u) => u.name).join('+'), signature: hash });
+  }
+  if (signatures.length < STUCK_REPEATS) return undefined;
+  return signatures.every((s) => s.signature === signatures[0]!.signature) ? signatures[0]!.name : undefined;
+}
+
+/** How many replies in a row, the newest included, were cut at the output limit. */
+function cutAtOutputLimit(messages: readonly AgentMessage[]): number {
+  let count = 1; // the newest reply, just received
+  for (let i = messages.length - 2; i >= 0; i -= 2) {
+    const note = messages[i]!;
+    if (note.role !== 'user' || !note.content.some((b) => isText(b) && b.text.startsWith(CUT_NOTE))) break;
+    count += 1;
+  }
+  return count;
+}
+
+const CUT_NOTE = 'Your reply was cut off at the';

@@ -1,0 +1,53 @@
+import Anthropic from '@anthropic-ai/sdk';
+import type { ModelClient, ModelRequest, ModelResponse } from './model-client.js';
+import { toTokenUsage } from './model-client.js';
+
+/** A stream that sends nothing for this long is treated as a dropped connection. @default 120000 */
+export const STREAM_IDLE_TIMEOUT_MS = 120_000;
+
+/**
+ * The Anthropic Messages API as a `ModelClient`. Requests stream (the API requires it for large
+ * `max_tokens`); the SDK retries 429, 5xx, 529 and connection errors before the stream starts.
+ * A stream that breaks or stalls midway rejects: its partial content is never returned, so a
+ * half-streamed tool call can never be executed.
+ */
+export function createAnthropicClient(options: { apiKey: string; baseUrl: string; maxRetries?: number; idleTimeoutMs?: number }): ModelClient {
+  const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: options.maxRetries ?? 4 });
+  const idleTimeoutMs = options.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
+  return {
+    async complete(request: ModelRequest): Promise<ModelResponse> {
+      const idle = new AbortController();
+      const onAbort = () => idle.abort(request.signal?.reason);
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+      let timer = setTimeout(() => idle.abort(new Error('stream idle timeout')), idleTimeoutMs);
+      try {
+        const stream = client.messages.stream(
+          {
+            model: request.model,
+            max_tokens: request.maxTokens,
+            system: [...request.system],
+            tools: [...request.tools],
+            messages: [...request.messages],
+            ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
+          },
+          { signal: idle.signal },
+        );
+        stream.on('streamEvent', () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => idle.abort(new Error('stream idle timeout')), idleTimeoutMs);
+        });
+        const message = await stream.finalMessage();
+        return {
+          model: message.model,
+          content: message.content,
+          stopReason: message.stop_reason,
+          usage: toTokenUsage(message.usage),
+          requestId: stream.request_id ?? undefined,
+        };
+      } finally {
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', onAbort);
+      }
+    },
+  };
+}
