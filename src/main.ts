@@ -1,15 +1,22 @@
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { GrammyError } from 'grammy';
+import { GrammyError, type Api } from 'grammy';
+import { createBuildTools } from './agent/build-tools.js';
 import { ConfigError, loadConfig, loadEnvFile, type Config } from './config.js';
 import { createRedactor } from './domain/redact.js';
 import { createLogger, type Logger } from './log/create-logger.js';
+import { createGitHub } from './github/create-github.js';
+import { createAnthropicClient } from './llm/anthropic-client.js';
 import { createBacklog } from './pipeline/backlog.js';
+import { runBuildStage, type BuildStageDeps } from './pipeline/build-stage.js';
+import { createRunner } from './pipeline/runner.js';
 import { openStore } from './store/open-store.js';
 import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
+import { createItemNotifier } from './telegram/item-notifier.js';
 import { createOutboxSender } from './telegram/outbox-sender.js';
 import { createRespond } from './telegram/respond.js';
+import { createWorkspace } from './workspace/create-workspace.js';
 
 /** How long a graceful stop may take before the process exits anyway (Docker kills after 10 s). @default 8000 */
 export const SHUTDOWN_TIMEOUT_MS = 8_000;
@@ -40,16 +47,37 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
   const backlog = createBacklog({ store });
   const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }) });
   const respond = createRespond({ store, sender });
+  let api: Api | undefined;
+  const notifier = createItemNotifier({ store, sender, api: () => api, log: log.child({ component: 'notifier' }) });
+  const workspace = createWorkspace({ dataDir: config.dataDir, serverUrl: config.github.serverUrl, token: config.github.token, log: log.child({ component: 'workspace' }) });
+  const github = createGitHub({ token: config.github.token, baseUrl: config.github.apiUrl, log: log.child({ component: 'github' }), redact });
+  const model = createAnthropicClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
+  const buildDeps: BuildStageDeps = {
+    store,
+    workspace,
+    github,
+    agent: { model, store, prices: config.prices, redact },
+    createTools: (cwd) => createBuildTools({ cwd, sandbox: config.sandbox, secrets: config.secrets, log: log.child({ component: 'tools' }) }),
+    repos: config.repos,
+    model: config.models.build,
+    limits: config.build,
+    itemBudgetUsd: config.itemBudgetUsd,
+    notifier,
+    log,
+  };
+  const runner = createRunner({ store, build: (item, signal) => runBuildStage(buildDeps, item, signal), notifier, log: log.child({ component: 'runner' }) });
   const bot = createBot({
     token: config.telegram.token,
     apiRoot: config.telegram.apiRoot,
     allowedUsers: config.telegram.allowedUsers,
     repos: config.repos,
     backlog,
+    runner,
     log,
     respond,
     redact,
   });
+  api = bot.api;
 
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> =>
@@ -59,6 +87,8 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
       // `polling` settles once the update in hand has finished.
       if (bot.isRunning()) await bot.stop().catch((err: unknown) => log.warn({ err }, 'could not confirm the update offset'));
       await polling.catch(() => undefined);
+      // The run in hand is aborted at its next safe point and resumes on the next start.
+      await runner.stop();
       await sender.stop();
       clearInterval(pruneTimer);
       store.close();
@@ -66,6 +96,7 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     })());
 
   sender.start(bot.api);
+  runner.resumeInterrupted();
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
   // fatal) but rejects on 401, which `done` turns into a clear fatal message.
   const polling = bot.start({

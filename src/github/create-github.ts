@@ -40,6 +40,8 @@ export interface GitHubOptions {
   readonly throttle?: boolean;
   /** Base of plugin-retry's backoff, in ms. @default 1000 */
   readonly retryBaseMs?: number;
+  /** Applied to every title and body sent (they quote users and agents). @default identity */
+  readonly redact?: (text: string) => string;
 }
 
 /**
@@ -48,6 +50,7 @@ export interface GitHubOptions {
  */
 export function createGitHub(options: GitHubOptions): GitHub {
   const { log } = options;
+  const redact = options.redact ?? ((text: string) => text);
   const octokit = new RetryingOctokit({
     auth: options.token,
     baseUrl: options.baseUrl,
@@ -85,7 +88,9 @@ export function createGitHub(options: GitHubOptions): GitHub {
       return data.default_branch;
     },
 
-    async ensurePullRequest({ repo, head, base, title, body }) {
+    async ensurePullRequest({ repo, head, base, title: rawTitle, body: rawBody }) {
+      const title = redact(rawTitle);
+      const body = redact(rawBody);
       const existing = await findOpenPull(repo, head, base);
       if (existing) {
         const { data } = await octokit.rest.pulls.update({ owner: repo.owner, repo: repo.name, pull_number: existing.number, title, body, ...timeout() });

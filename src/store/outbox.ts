@@ -73,6 +73,7 @@ export function createOutbox(db: Database, now: () => number) {
     `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'pending'`,
   );
   const byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
+  const updatePending = db.prepare(`UPDATE outbox SET text = ? WHERE id = ? AND status = 'pending'`);
 
   return {
     /** Adds messages (parts of one logical message, in order); returns their ids. */
@@ -109,6 +110,10 @@ export function createOutbox(db: Database, now: () => number) {
     /** Gives up on the message (Telegram refused it for good, e.g. the user blocked the bot). */
     markFailed(id: number, error: string): void {
       failed.run(error, id);
+    },
+    /** Replaces the text of a message not sent yet; false if it was already sent (or given up). */
+    updatePendingText(id: number, text: string): boolean {
+      return updatePending.run(text, id).changes === 1;
     },
     /** Reads one message back with its status, for diagnostics and tests. */
     get(id: number) {

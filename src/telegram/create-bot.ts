@@ -4,11 +4,13 @@ import type { BotCommand } from 'grammy/types';
 import type { Logger } from 'pino';
 import type { RepoName } from '../domain/parse-request.js';
 import type { Backlog } from '../pipeline/backlog.js';
+import type { Runner } from '../pipeline/runner.js';
 import { authFilter } from './auth.js';
 import type { BotContext } from './context.js';
 import { backlogFeature } from './features/backlog.js';
 import { cancelFeature } from './features/cancel.js';
 import { queueFeature } from './features/queue.js';
+import { runFeature } from './features/run.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
 import { redactOutgoing } from './redact-outgoing.js';
@@ -19,6 +21,7 @@ export const BOT_COMMANDS: readonly BotCommand[] = [
   { command: 'queue', description: 'Queue work: /queue <what to do>' },
   { command: 'backlog', description: 'Open items, newest first' },
   { command: 'cancel', description: 'Cancel an item: /cancel <id>' },
+  { command: 'run', description: 'Start the oldest queued item now' },
   { command: 'status', description: 'Counts by state and what is running' },
   { command: 'help', description: 'How to use nightshift' },
 ];
@@ -33,6 +36,7 @@ export interface BotDeps {
   readonly allowedUsers: readonly number[];
   readonly repos: readonly RepoName[];
   readonly backlog: Backlog;
+  readonly runner: Runner;
   readonly log: Logger;
   readonly respond: Respond;
   /** Applied to every string sent to Telegram. */
@@ -65,6 +69,7 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, respond }));
+  features.use(runFeature({ runner: deps.runner, respond }));
   features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(unhandledFeature({ respond }));
 

@@ -39,6 +39,7 @@ export function helpText(repos: readonly RepoName[]): string {
     '/queue &lt;text&gt; — same as sending the text',
     '/backlog — open items, newest first',
     '/cancel &lt;id&gt; — cancel an item, e.g. /cancel 12',
+    '/run — start the oldest queued item now',
     '/status — counts by state and what is running',
     '/help — this message',
     '',

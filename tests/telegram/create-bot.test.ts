@@ -1,12 +1,14 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBacklog } from '../../src/pipeline/backlog.js';
+import type { Runner } from '../../src/pipeline/runner.js';
 import { createBot, FAILED_UPDATE_TEXT } from '../../src/telegram/create-bot.js';
 import { startFakeTelegram, type FakeTelegram } from '../fakes/telegram-server.js';
 import { ALICE, MALLORY } from '../helpers/bot-process.js';
 import { makeStore } from '../helpers/factories.js';
 
 let fake: FakeTelegram | undefined;
+const idleRunner: Runner = { startNext: () => ({ kind: 'empty' }), resumeInterrupted: () => undefined, stop: async () => undefined, idle: async () => undefined };
 afterEach(async () => fake?.close());
 
 describe('createBot error boundary', () => {
@@ -19,6 +21,7 @@ describe('createBot error boundary', () => {
       allowedUsers: [ALICE.id],
       repos: [{ owner: 'me', name: 'app', fullName: 'me/app' }],
       backlog: createBacklog({ store }),
+      runner: idleRunner,
       log: pino({ level: 'silent' }),
       redact: (text) => text,
       respond: () => {
@@ -45,6 +48,7 @@ describe('createBot error boundary', () => {
       allowedUsers: [ALICE.id],
       repos: [{ owner: 'me', name: 'app', fullName: 'me/app' }],
       backlog: createBacklog({ store }),
+      runner: idleRunner,
       log: pino({ level: 'silent' }),
       redact: (text) => text.replaceAll('CANARY-value', '[REDACTED]'),
       respond: () => true,

@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import type { BuildTools } from '../agent/build-tools.js';
+import { runAgent, type AgentDeps } from '../agent/run-agent.js';
+import type { AgentLimitsConfig } from '../config.js';
+import type { RepoName } from '../domain/parse-request.js';
+import type { GitHub } from '../github/create-github.js';
+import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
+import type { Item } from '../store/items.js';
+import type { Store } from '../store/open-store.js';
+import type { Workspace } from '../workspace/create-workspace.js';
+import type { ItemNotifier } from './item-events.js';
+
+/** How a stage ended, as the runner needs to know it. */
+export type StageOutcome =
+  | { readonly kind: 'done' }
+  | { readonly kind: 'retry-later'; readonly reason: string }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/** Files read from the default branch as the repo's own guidelines, in this order. */
+export const GUIDELINE_FILES = ['AGENTS.md', 'CLAUDE.md', 'CONTRIBUTING.md', '.github/CONTRIBUTING.md'] as const;
+/** Most characters of guidelines given to the agent. @default 20000 */
+export const GUIDELINES_MAX_CHARS = 20_000;
+
+/** What the build stage needs. */
+export interface BuildStageDeps {
+  readonly store: Store;
+  readonly workspace: Workspace;
+  readonly github: GitHub;
+  readonly agent: Omit<AgentDeps, 'log'>;
+  readonly createTools: (cwd: string) => Promise<BuildTools>;
+  readonly repos: readonly RepoName[];
+  readonly model: string;
+  readonly limits: AgentLimitsConfig;
+  readonly itemBudgetUsd: number;
+  readonly notifier: ItemNotifier;
+  readonly log: Logger;
+}
+
+/**
+ * Builds an item: worktree, agent run, commit, push, pull request. Every step is safe to
+ * repeat, so a resumed item picks up where it stopped: the worktree and the agent's transcript
+ * are reused, and an existing branch or PR is found instead of made again.
+ */
+export async function runBuildStage(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  const log = deps.log.child({ itemId: item.id, stage: 'build' });
+  const repo = deps.repos.find((r) => r.fullName === item.repo);
+  if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
+
+  const ws = await deps.workspace.prepare({ id: item.id, title: item.title, repo });
+  deps.store.items.setBranch(item.id, ws.branch);
+  const guidelines = await readGuidelines(deps.workspace, repo);
+  const system = renderPrompt(loadPrompt('build'), { repo: repo.fullName, default_branch: ws.defaultBranch });
+  const task = renderPrompt(loadPrompt('build-task'), {
+    item_id: item.id,
+    title: fenceData(item.title, 'request'),
+    request: fenceData(item.request, 'request'),
+    guidelines: fenceData(guidelines, 'guidelines'),
+  });
+
+  const tools = await deps.createTools(ws.path);
+  let outcome;
+  try {
+    outcome = await runAgent(
+      { ...deps.agent, log },
+      {
+        itemId: item.id,
+        stage: 'build',
+        model: deps.model,
+        system,
+        initialMessage: task,
+        tools: tools.tools,
+        executors: tools.executors,
+        limits: {
+          maxTurns: deps.limits.maxTurns,
+          maxOutputTokens: deps.limits.maxOutputTokens,
+          maxWallClockMs: deps.limits.maxWallClockMs,
+          stageBudgetUsd: deps.limits.budgetUsd,
+          itemBudgetUsd: deps.itemBudgetUsd,
+        },
+        signal,
+        onTurn: (p) => deps.notifier.notify(item, { kind: 'progress', stage: 'build', ...p }),
+      },
+    );
+  } finally {
+    await tools.close();
+  }
+
+  switch (outcome.kind) {
+    case 'aborted':
+      return { kind: 'retry-later', reason: 'stopped by request' };
+    case 'retry-later':
+      return { kind: 'retry-later', reason: outcome.message };
+    case 'failed':
+      return { kind: 'failed', reason: outcome.message };
+    case 'limit':
+      return { kind: 'failed', reason: `stopped by the ${limitName(outcome.limit)} limit: ${outcome.message}` };
+    case 'done':
+      break;
+  }
+
+  await deps.workspace.commitAll(ws.path, commitMessage(item));
+  if (await deps.workspace.isDirty(ws.path)) log.warn('files left uncommitted after the final commit (ignored files?)');
+  const files = await deps.workspace.diffStat(ws.path, ws.baseSha);
+  if (files.length === 0) {
+    return { kind: 'failed', reason: `the agent made no change. It said: ${truncate(outcome.finalText, 600) || '(nothing)'}` };
+  }
+  await deps.workspace.push(ws.path, ws.branch);
+  const itemUsd = deps.store.ledger.itemUsd(item.id);
+  const pr = await deps.github.ensurePullRequest({
+    repo,
+    head: ws.branch,
+    base: ws.defaultBranch,
+    title: item.title,
+    body: pullRequestBody({ item, summary: outcome.finalText, files, itemUsd, turns: outcome.turns }),
+  });
+  deps.store.items.setPullRequest(item.id, { branch: ws.branch, number: pr.number, url: pr.url, headSha: pr.headSha });
+  log.info({ pr: pr.number, adopted: !pr.created }, 'pull request ready');
+  deps.notifier.notify(item, { kind: 'pr-opened', prUrl: pr.url, prNumber: pr.number, summary: outcome.finalText, itemUsd, adopted: !pr.created });
+  return { kind: 'done' };
+}
+
+async function readGuidelines(workspace: Workspace, repo: RepoName): Promise<string> {
+  const parts: string[] = [];
+  for (const file of GUIDELINE_FILES) {
+    const text = await workspace.readFromDefaultBranch(repo, file);
+    if (text !== undefined && text.trim() !== '') parts.push(`--- ${file} ---\n${text.trim()}`);
+  }
+  return parts.length === 0 ? '(This repository has no AGENTS.md, CLAUDE.md or CONTRIBUTING.md.)' : truncate(parts.join('\n\n'), GUIDELINES_MAX_CHARS);
+}
+
+/** Keeps data inside its XML fence: a closing tag in the data cannot end the fence early. */
+export function fenceData(text: string, tag: string): string {
+  return text.replaceAll(`</${tag}>`, `<\\/${tag}>`);
+}
+
+function commitMessage(item: Item): string {
+  return `${item.title}\n\nnightshift item #${item.id}`;
+}
+
+function limitName(limit: string): string {
+  return limit.replace('-', ' ');
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** Marker that ties a pull request to its item. */
+export function itemMarker(itemId: number): string {
+  return `<!-- nightshift:item:${itemId} -->`;
+}
+
+/** The PR description: what was asked, what the agent says it did, files, cost, and the item marker. */
+export function pullRequestBody(input: {
+  item: Item;
+  summary: string;
+  files: ReadonlyArray<{ path: string; added: number | null; removed: number | null }>;
+  itemUsd: number;
+  turns: number;
+}): string {
+  const quoted = truncate(input.item.request, 4000).split('\n').map((l) => `> ${l}`).join('\n');
+  const fileLines = input.files
+    .slice(0, 50)
+    .map((f) => `- \`${f.path}\` ${f.added === null ? '(binary)' : `+${f.added} −${f.removed}`}`)
+    .join('\n');
+  const more = input.files.length > 50 ? `\n- … and ${input.files.length - 50} more` : '';
+  return [
+    `Work item #${input.item.id}, queued from Telegram.`,
+    '',
+    '### What was asked',
+    quoted,
+    '',
+    '### What the agent says it did',
+    truncate(input.summary.trim(), 6000) || '(no summary)',
+    '',
+    `### Files changed (${input.files.length})`,
+    fileLines + more,
+    '',
+    `Cost so far: $${input.itemUsd.toFixed(2)} over ${input.turns} model turns.`,
+    '',
+    itemMarker(input.item.id),
+  ].join('\n');
+}

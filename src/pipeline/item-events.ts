@@ -1,0 +1,15 @@
+import type { Item } from '../store/items.js';
+
+/** Something the user should hear about an item. Telegram decides how it looks. */
+export type ItemEvent =
+  | { readonly kind: 'started'; readonly stage: string }
+  | { readonly kind: 'progress'; readonly stage: string; readonly turn: number; readonly maxTurns: number; readonly itemUsd: number }
+  | { readonly kind: 'pr-opened'; readonly prUrl: string; readonly prNumber: number; readonly summary: string; readonly itemUsd: number; readonly adopted: boolean }
+  | { readonly kind: 'retry-later'; readonly reason: string; readonly retryInMs: number }
+  | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
+
+/** The pipeline's port for telling the user what happens to their items. */
+export interface ItemNotifier {
+  /** Must not throw and must not block: delivery happens elsewhere (the outbox). */
+  notify(item: Item, event: ItemEvent): void;
+}

@@ -1,0 +1,143 @@
+import type { Logger } from 'pino';
+import type { Item } from '../store/items.js';
+import type { Store } from '../store/open-store.js';
+import type { StageOutcome } from './build-stage.js';
+import type { ItemNotifier } from './item-events.js';
+
+/** First wait before an item whose stage said "retry later" runs again; doubles each time. @default 60000 */
+export const RETRY_LATER_BASE_MS = 60_000;
+/** Longest such wait. @default 30 minutes */
+export const RETRY_LATER_MAX_MS = 30 * 60_000;
+
+/** The answer to /run. */
+export type StartResult =
+  | { readonly kind: 'started'; readonly item: Item }
+  | { readonly kind: 'busy'; readonly item: Item }
+  | { readonly kind: 'empty' };
+
+/** Runs items through their stages, one at a time. */
+export interface Runner {
+  /** Claims the oldest queued item and starts it (synchronously claims; the work runs after). */
+  startNext(): StartResult;
+  /** Starts items a crash left in a working state, from their last checkpoint. */
+  resumeInterrupted(): void;
+  /** Aborts the run in hand (it stays resumable) and waits for it to wind down. */
+  stop(): Promise<void>;
+  /** Settles when the current run (if any) has finished; for tests and shutdown. */
+  idle(): Promise<void>;
+}
+
+/**
+ * The pipeline runner. A stage's outcome decides the item's next state: `done` moves it on,
+ * `retry-later` (rate limits, overload, broken connections) puts it back in the queue without
+ * counting against it, `failed` ends in `failed` with the reason told to the user.
+ */
+export function createRunner(deps: {
+  store: Store;
+  build: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
+  notifier: ItemNotifier;
+  log: Logger;
+}): Runner {
+  const { store, notifier, log } = deps;
+  let current: { item: Item; done: Promise<void> } | undefined;
+  const abort = new AbortController();
+  const retryTimers = new Set<NodeJS.Timeout>();
+  const retryCounts = new Map<number, number>();
+
+  function start(item: Item): void {
+    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item));
+    current = { item, done };
+    void done.finally(() => {
+      if (current?.item.id === item.id) current = undefined;
+    });
+  }
+
+  async function run(item: Item): Promise<void> {
+    const ilog = log.child({ itemId: item.id });
+    notifier.notify(item, { kind: 'started', stage: 'build' });
+    let outcome: StageOutcome;
+    try {
+      outcome = await deps.build(item, abort.signal);
+    } catch (error) {
+      ilog.error({ err: error }, 'build stage crashed');
+      outcome = { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
+    }
+    try {
+      settle(item, outcome, ilog);
+    } catch (error) {
+      ilog.error({ err: error }, 'could not record the outcome of the build stage; the item resumes on the next start');
+    }
+  }
+
+  function settle(item: Item, outcome: StageOutcome, ilog: Logger): void {
+    switch (outcome.kind) {
+      case 'done': {
+        retryCounts.delete(item.id);
+        // Until the review stage exists, a built item is ready for the human.
+        store.items.transition(item.id, 'reviewing', 'pull request opened');
+        store.items.transition(item.id, 'ready', 'no review stage configured');
+        ilog.info('item built; ready for review');
+        return;
+      }
+      case 'retry-later': {
+        store.items.transition(item.id, 'queued', outcome.reason);
+        if (abort.signal.aborted) return; // shutting down: the next start picks it up
+        const count = (retryCounts.get(item.id) ?? 0) + 1;
+        retryCounts.set(item.id, count);
+        const delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
+        ilog.warn({ reason: outcome.reason, retryInMs: delay }, 'will retry the item later');
+        notifier.notify(store.items.get(item.id)!, { kind: 'retry-later', reason: outcome.reason, retryInMs: delay });
+        const timer = setTimeout(() => {
+          retryTimers.delete(timer);
+          if (!current) startNext();
+        }, delay);
+        timer.unref();
+        retryTimers.add(timer);
+        return;
+      }
+      case 'failed': {
+        retryCounts.delete(item.id);
+        const failed = store.items.transition(item.id, 'failed', outcome.reason);
+        ilog.warn({ reason: outcome.reason }, 'item failed');
+        notifier.notify(failed, { kind: 'failed', reason: outcome.reason, itemUsd: store.ledger.itemUsd(item.id) });
+        return;
+      }
+    }
+  }
+
+  function startNext(): StartResult {
+    if (abort.signal.aborted) return { kind: 'empty' };
+    if (current) return { kind: 'busy', item: current.item };
+    const claimed = store.transaction(() => {
+      const next = store.items.oldestQueued();
+      return next && store.items.transition(next.id, 'building', 'run started');
+    });
+    if (!claimed) return { kind: 'empty' };
+    start(claimed);
+    return { kind: 'started', item: claimed };
+  }
+
+  return {
+    startNext,
+    resumeInterrupted() {
+      const interrupted = store.items.listActive().filter((i) => i.state === 'building');
+      const [first, ...rest] = interrupted;
+      if (rest.length > 0) {
+        // Only one runs at a time: the others go back to the queue, their work kept.
+        for (const item of rest) store.items.transition(item.id, 'queued', 'interrupted; waiting for its turn');
+      }
+      if (first) {
+        log.info({ itemId: first.id }, 'resuming an item interrupted by a restart');
+        start(first);
+      }
+    },
+    async stop() {
+      abort.abort();
+      for (const timer of retryTimers) clearTimeout(timer);
+      await current?.done;
+    },
+    async idle() {
+      await current?.done;
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { GrammyError, type Api } from 'grammy';
+import type { Logger } from 'pino';
+import type { ItemEvent, ItemNotifier } from '../pipeline/item-events.js';
+import type { Item } from '../store/items.js';
+import type { Store } from '../store/open-store.js';
+import { escapeHtml, splitHtml } from './format.js';
+import type { OutboxSender } from './outbox-sender.js';
+
+/** Least time between two edits of one progress message (Telegram rate-limits edits). @default 3000 */
+export const PROGRESS_EDIT_INTERVAL_MS = 3000;
+
+/** Telegram HTML for an item event. */
+export function itemEventText(item: Item, event: ItemEvent): string {
+  const head = `#${item.id} ${escapeHtml(item.title)}`;
+  switch (event.kind) {
+    case 'started':
+      return `🔨 <b>${head}</b>\n${event.stage} started · ${escapeHtml(item.repo)}`;
+    case 'progress':
+      return `🔨 <b>${head}</b>\n${event.stage} · turn ${event.turn}/${event.maxTurns} · $${event.itemUsd.toFixed(2)} so far`;
+    case 'pr-opened':
+      return (
+        `✅ <b>${head}</b>\nPull request <a href="${escapeHtml(event.prUrl)}">#${event.prNumber}</a> ${event.adopted ? 'updated' : 'opened'} · $${event.itemUsd.toFixed(2)}` +
+        (event.summary.trim() ? `\n\n${escapeHtml(event.summary.trim().slice(0, 1500))}` : '')
+      );
+    case 'retry-later':
+      return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
+    case 'failed':
+      return `⚠️ <b>${head}</b>\nFailed: ${escapeHtml(event.reason)}\nSpent $${event.itemUsd.toFixed(2)}. /cancel ${item.id} to drop it.`;
+  }
+}
+
+/**
+ * Tells the user about their items: one progress message per item, edited as the run goes
+ * (while it is still unsent, its outbox row is rewritten instead), and a new message for each
+ * outcome. Never throws: a lost progress edit is not worth failing a run for.
+ */
+export function createItemNotifier(deps: { store: Store; sender: OutboxSender; api: () => Api | undefined; log: Logger; now?: () => number }): ItemNotifier {
+  const { store, sender, log } = deps;
+  const now = deps.now ?? Date.now;
+  const lastEdit = new Map<number, number>();
+
+  function progress(item: Item, text: string, force: boolean): void {
+    const current = store.items.get(item.id);
+    const outboxId = current?.progressOutboxId;
+    if (!current || outboxId === null || outboxId === undefined) {
+      store.transaction(() => {
+        const [id] = store.outbox.enqueue({ chatId: item.chatId, text: splitHtml(text)[0]!, itemId: item.id });
+        store.items.setProgressOutboxId(item.id, id!);
+      });
+      sender.kick();
+      return;
+    }
+    if (store.outbox.updatePendingText(outboxId, splitHtml(text)[0]!)) return;
+    const sent = store.outbox.get(outboxId);
+    const api = deps.api();
+    if (!api || sent?.status !== 'sent' || sent.telegramMessageId === null) return;
+    if (!force && now() - (lastEdit.get(item.id) ?? 0) < PROGRESS_EDIT_INTERVAL_MS) return;
+    lastEdit.set(item.id, now());
+    api
+      .editMessageText(item.chatId, sent.telegramMessageId, splitHtml(text)[0]!, { parse_mode: 'HTML', link_preview_options: { is_disabled: true } })
+      .catch((error: unknown) => {
+        if (error instanceof GrammyError && /not modified/i.test(error.description)) return;
+        log.debug({ err: error, itemId: item.id }, 'could not edit the progress message');
+      });
+  }
+
+  return {
+    notify(item, event) {
+      try {
+        const text = itemEventText(item, event);
+        if (event.kind === 'started' || event.kind === 'progress') {
+          progress(item, text, event.kind === 'started');
+          return;
+        }
+        store.outbox.enqueue(...splitHtml(text).map((part) => ({ chatId: item.chatId, text: part, itemId: item.id })));
+        sender.kick();
+      } catch (error) {
+        log.error({ err: error, itemId: item.id, event: event.kind }, 'could not notify the user');
+      }
+    },
+  };
+}

@@ -1,0 +1,177 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { costUsd, DEFAULT_PRICES } from '../../src/domain/pricing.js';
+import { startFakeAnthropic, type FakeAnthropic, type FakeReply } from '../fakes/anthropic-server.js';
+import { startFakeGitHub, type FakeGitHub } from '../fakes/github-server.js';
+import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
+import { ALICE, botEnv, CANARY, startBotProcess, tempDir, type BotProcess } from '../helpers/bot-process.js';
+import { createBareRepo, readFileAt, refSha, type BareRepo } from '../helpers/git-fixture.js';
+
+// The whole build stage through the real process: a Telegram message and /run become a branch
+// with the agent's change in a real bare repository and an open PR on the fake GitHub, with the
+// model played by the fake Anthropic server.
+
+const SONNET = DEFAULT_PRICES.find((p) => p.family === 'Sonnet 4.x')!.price;
+
+let telegram: FakeTelegram;
+let anthropic: FakeAnthropic;
+let github: FakeGitHub;
+let bare: BareRepo;
+let dataDir: string;
+const procs: BotProcess[] = [];
+
+const edit = (input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name: 'str_replace_based_edit_tool', input }] });
+const bash = (command: string): FakeReply => ({ content: [{ type: 'tool_use', name: 'bash', input: { command } }] });
+const finish = (text: string): FakeReply => ({ content: [{ type: 'text', text }] });
+
+async function startBot(overrides: Record<string, string> = {}): Promise<BotProcess> {
+  const proc = startBotProcess(
+    botEnv(telegram.apiRoot, dataDir, {
+      ANTHROPIC_BASE_URL: anthropic.baseUrl,
+      GITHUB_API_URL: github.baseUrl,
+      GITHUB_SERVER_URL: bare.serverUrl,
+      NIGHTSHIFT_REPOS: 'me/app',
+      ...overrides,
+    }),
+  );
+  procs.push(proc);
+  const polls = telegram.callsOf('getUpdates').length;
+  await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll' });
+  return proc;
+}
+
+function waitForMessage(pattern: RegExp, what = String(pattern)): Promise<SentMessage> {
+  return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 30_000 });
+}
+
+/** What the fake says was billed, priced by the default table. */
+function billedUsd(): number {
+  return anthropic.requests
+    .filter((r) => r.path === '/v1/messages' && r.usage && (r as { outcome?: string }).outcome === 'ok')
+    .reduce(
+      (sum, r) =>
+        sum +
+        costUsd(
+          { inputTokens: r.usage!.input_tokens, cacheWrite5mTokens: r.usage!.cache_creation_input_tokens, cacheWrite1hTokens: 0, cacheReadTokens: r.usage!.cache_read_input_tokens, outputTokens: r.usage!.output_tokens },
+          SONNET,
+        ),
+      0,
+    );
+}
+
+function ledgerUsd(): number {
+  const db = new Database(join(dataDir, 'nightshift.db'), { readonly: true });
+  const { usd } = db.prepare('SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls').get() as { usd: number };
+  db.close();
+  return usd;
+}
+
+beforeEach(async () => {
+  bare = createBareRepo(mkdtempSync(join(tmpdir(), 'ns-remote-')), 'me/app', {
+    'README.md': '# app\n',
+    'AGENTS.md': 'Keep functions small. Run `npm test`.\n',
+    'package.json': '{ "name": "app", "scripts": { "test": "node -e \\"process.exit(0)\\"" } }\n',
+  });
+  telegram = await startFakeTelegram({ token: CANARY.telegramToken });
+  anthropic = await startFakeAnthropic({ apiKey: CANARY.anthropicKey });
+  github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
+  dataDir = tempDir();
+});
+
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.kill9()));
+  await Promise.all([telegram.close(), anthropic.close(), github.close()]);
+});
+
+describe('build stage, end to end', () => {
+  it('turns a Telegram message into an open PR whose branch holds the agent change', async () => {
+    anthropic.script(
+      edit({ command: 'create', path: 'hello.txt', file_text: 'Hello from the agent\n' }),
+      bash('cat hello.txt && env'),
+      finish('Summary: added hello.txt.\nTests: npm test passed.\nNotes: none'),
+    );
+    const proc = await startBot();
+    telegram.pushMessage(ALICE, 'Add a hello file');
+    await waitForMessage(/Queued #1 for me\/app/);
+    telegram.pushMessage(ALICE, '/run');
+    await waitForMessage(/Starting #1: Add a hello file/);
+    const done = await waitForMessage(/Pull request .*#1.* opened/, 'the PR notice');
+    expect(done.text).toContain('added hello.txt');
+
+    const branch = 'nightshift/1-add-a-hello-file';
+    expect(readFileAt(bare, branch, 'hello.txt')).toBe('Hello from the agent\n');
+    expect(github.pulls).toHaveLength(1);
+    expect(github.pulls[0]).toMatchObject({ head: branch, base: 'main', state: 'open', title: 'Add a hello file' });
+    expect(github.pulls[0]!.body).toContain('> Add a hello file');
+    expect(github.pulls[0]!.body).toContain('<!-- nightshift:item:1 -->');
+    expect(github.pulls[0]!.body).toContain('hello.txt');
+
+    // The agent saw the repo's guidelines, fenced as data, and none of the secrets.
+    const first = JSON.stringify(anthropic.requests[0]!.body);
+    expect(first).toContain('Keep functions small');
+    const toolOutput = JSON.stringify(anthropic.requests[2]!.body.messages.at(-1));
+    expect(toolOutput).toContain('Hello from the agent');
+    for (const secret of Object.values(CANARY)) {
+      expect(JSON.stringify(anthropic.requests.map((r) => r.body))).not.toContain(secret);
+      expect(github.pulls[0]!.body).not.toContain(secret);
+    }
+
+    // One progress message, edited rather than repeated.
+    expect(telegram.sent(ALICE.id).filter((m) => m.text.includes('build'))).toHaveLength(1);
+
+    await proc.stop();
+    expect(ledgerUsd()).toBeCloseTo(billedUsd(), 10);
+    const list = (await (async () => {
+      const again = await startBot();
+      telegram.pushMessage(ALICE, '/backlog');
+      const m = await waitForMessage(/Backlog/);
+      await again.stop();
+      return m;
+    })()).text;
+    expect(list).toContain('ready');
+    expect(refSha(bare, branch)).toBeDefined();
+  });
+
+  it('stops at the turn limit and tells the user which limit', async () => {
+    anthropic.onRequest((req) => bash(`echo ${req.seq}`));
+    await startBot({ NIGHTSHIFT_BUILD_MAX_TURNS: '2' });
+    telegram.pushMessage(ALICE, 'Loop forever');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    const failed = await waitForMessage(/Failed:/, 'the failure notice');
+    expect(failed.text).toContain('turns limit');
+    expect(anthropic.requests.filter((r) => r.path === '/v1/messages')).toHaveLength(2);
+    expect(github.pulls).toHaveLength(0);
+  });
+
+  it('resumes after kill -9 mid-run without paying again for completed turns', async () => {
+    anthropic.script(
+      edit({ command: 'create', path: 'a.txt', file_text: 'a\n' }),
+      () => {
+        // Answering the second call arms the third to hang, so the kill lands mid-call.
+        anthropic.failNext({ kind: 'stall' });
+        return edit({ command: 'create', path: 'b.txt', file_text: 'b\n' });
+      },
+    );
+    const first = await startBot();
+    telegram.pushMessage(ALICE, 'Two files');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await anthropic.waitFor(() => anthropic.requests.filter((r) => r.path === '/v1/messages').length === 3, { what: 'the third call in flight', timeoutMs: 30_000 });
+    await first.kill9();
+
+    anthropic.script(finish('Summary: two files.'));
+    await startBot();
+    await waitForMessage(/Pull request .*opened/, 'the PR after the restart');
+    const calls = anthropic.requests.filter((r) => r.path === '/v1/messages');
+    // Two paid turns, one lost call, one resumed call: turns 1 and 2 were not asked again.
+    expect(calls).toHaveLength(4);
+    expect((calls[3]!.body as { messages: unknown[] }).messages).toHaveLength(5);
+    expect(readFileAt(bare, 'nightshift/1-two-files', 'a.txt')).toBe('a\n');
+    expect(readFileAt(bare, 'nightshift/1-two-files', 'b.txt')).toBe('b\n');
+    expect(github.pulls).toHaveLength(1);
+  });
+});
