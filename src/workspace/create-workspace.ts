@@ -385,7 +385,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
   }
 
   return {
-    prepare(item) {
+    async prepare(item) {
       const repo = repoPaths(item.repo.owner, item.repo.name);
       const path = worktreePath(item.id);
       const wanted = branchName(item.id, item.title);
@@ -419,8 +419,8 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    commitAll(path, message) {
-      if (message.trim() === '') return Promise.reject(new WorkspaceError('commit message is empty'));
+    async commitAll(path, message) {
+      if (message.trim() === '') throw new WorkspaceError('commit message is empty');
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
@@ -433,9 +433,9 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    push(path, branch) {
+    async push(path, branch) {
       if (!BRANCH_RE.test(branch) || branch.includes('..')) {
-        return Promise.reject(new WorkspaceError(`"${branch}" is not a ${BRANCH_PREFIX} branch`));
+        throw new WorkspaceError(`"${branch}" is not a ${BRANCH_PREFIX} branch`);
       }
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
@@ -462,7 +462,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    headSha(path) {
+    async headSha(path) {
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
@@ -470,8 +470,8 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    diffStat(path, baseSha) {
-      if (!SHA_RE.test(baseSha)) return Promise.reject(new WorkspaceError(`"${baseSha}" is not a commit sha`));
+    async diffStat(path, baseSha) {
+      if (!SHA_RE.test(baseSha)) throw new WorkspaceError(`"${baseSha}" is not a commit sha`);
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
@@ -482,7 +482,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    isDirty(path) {
+    async isDirty(path) {
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
@@ -495,9 +495,9 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       });
     },
 
-    readFromDefaultBranch(repoName, file) {
+    async readFromDefaultBranch(repoName, file) {
       const rel = normaliseRepoPath(file);
-      if (rel === undefined) return Promise.reject(new WorkspaceError(`"${file}" is not a path inside the repository`));
+      if (rel === undefined) throw new WorkspaceError(`"${file}" is not a path inside the repository`);
       const repo = repoPaths(repoName.owner, repoName.name);
       return withLock(repo.clone, async () => {
         let commit: string | undefined;

@@ -147,6 +147,18 @@ describe('build stage, end to end', () => {
     expect(github.pulls).toHaveLength(0);
   });
 
+  it('stops before a call that could cross the build budget, and says so', async () => {
+    anthropic.onRequest(() => bash('ls'));
+    // $0.20 with 16k output tokens at $15/M ($0.24 worst case) allows no call at all.
+    await startBot({ NIGHTSHIFT_BUDGET_BUILD_USD: '0.2' });
+    telegram.pushMessage(ALICE, 'Too expensive');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    const failed = await waitForMessage(/Failed:/, 'the failure notice');
+    expect(failed.text).toContain('stage budget limit');
+    expect(anthropic.requests).toHaveLength(0);
+  });
+
   it('resumes after kill -9 mid-run without paying again for completed turns', async () => {
     anthropic.script(
       edit({ command: 'create', path: 'a.txt', file_text: 'a\n' }),

@@ -185,7 +185,7 @@ describe('commitAll, push, diffStat', () => {
 
     const stat = await ws.diffStat(p.path, p.baseSha);
 
-    expect(stat.sort((a, b) => a.path.localeCompare(b.path))).toEqual([
+    expect(stat.sort((a, b) => (a.path < b.path ? -1 : 1))).toEqual([
       { path: 'README.md', added: 2, removed: 1 },
       { path: 'blob.bin', added: null, removed: null },
       { path: 'package2.json', added: 0, removed: 0, oldPath: 'package.json' },
@@ -345,6 +345,7 @@ describe('what an agent writes into git never runs when the bot runs git', () =>
     const monitor = markerScript(tmp, 'fsmonitor', marker);
     git(p.path, 'config', 'extensions.worktreeConfig', 'true');
     git(p.path, 'config', '--worktree', 'core.fsmonitor', monitor);
+    git(p.path, 'config', '--worktree', 'core.bare', 'false');
     // Control: plain git runs it.
     git(p.path, 'status', '--porcelain');
     expect(ran(marker)).toMatch(/fsmonitor/);
