@@ -39,7 +39,8 @@ const CHATTER_PATTERNS: readonly RegExp[] = [
   /^➤ YN0000:/,
   /^Progress: resolved \d+/,
   /^Packages: [+-]\d+/,
-  /^[+-]{10,}$/,
+  // pnpm's added-packages bar; a line of dashes is left alone (Markdown rules, table borders).
+  /^\+{10,}$/,
   // git
   /^remote: (?:Enumerating|Counting|Compressing|Total|Finding sources)/,
   /^(?:Enumerating|Counting|Compressing|Writing|Receiving|Resolving|Unpacking) (?:objects|deltas):/,

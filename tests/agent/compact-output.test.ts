@@ -161,6 +161,7 @@ describe('compactOutput', () => {
     const raw = vitestFailure(300, 300);
     expect(compactOutput(raw)).toBe(compactOutput(raw));
     expect(compactOutput('hello\nworld')).toBe('hello\nworld');
+    expect(compactOutput('Title\n----------\n| a | b |\n|---|---|')).toBe('Title\n----------\n| a | b |\n|---|---|');
   });
 });
 

@@ -12,8 +12,9 @@
  * Where bubblewrap works (`bwrap`, Debian package `bubblewrap`) the command runs inside it:
  * - the whole file system read-only (`--ro-bind / /`), a fresh /dev and a /proc of a new PID
  *   namespace (the bot's own /proc/<pid>/environ is not visible), no network unless allowed,
- *   new IPC and UTS namespaces, a new session (no TIOCSTI into the bot's terminal), killed
- *   when the runner dies;
+ *   new IPC and UTS namespaces, a new session (no TIOCSTI into the bot's terminal), and
+ *   everything inside dies with the bwrap process (which is what a timeout kills). bwrap is
+ *   not tied to the bot: after a `kill -9` of the bot a running command finishes on its own;
  * - writable: the worktree, and a private directory mounted at /tmp that also holds $HOME;
  * - hidden behind empty tmpfs: the bot user's home, /root, /run/secrets, /var/run/secrets and
  *   `hidePaths`, so ~/.git-credentials, ~/.ssh, ~/.config/gh, ~/.npmrc and the like are gone.
@@ -30,8 +31,9 @@
  *   repoint the worktree at a git dir it made. Trade-off: it can still move refs (any branch
  *   of the clone) and add objects; the bot must push the SHA it recorded and base new
  *   worktrees on the fetched remote branch, and its own git calls neutralise hooks and config
- *   anyway (workspace/). With `.git` a plain directory inside the worktree, only its `config`
- *   and `hooks/` are made read-only.
+ *   anyway (workspace/). Deleting a ref (`git branch -D`, `git stash drop`) fails on the
+ *   read-only `packed-refs`; adding, committing and stashing work. With `.git` a plain
+ *   directory inside the worktree, only its existing `config` and `hooks/` are read-only.
  *
  * Without bwrap (`useSandbox: 'never'`, or `'auto'` where it does not work) the command is a
  * plain child process with the same scrubbed environment and working directory, and one
