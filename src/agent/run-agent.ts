@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { costUsd, estimateInputTokens, priceFor, worstCaseCostUsd, type ModelPrice } from '../domain/pricing.js';
-import type { ContentBlock, ContentBlockParam, MessageParam, ModelClient, ModelResponse, ToolParam } from '../llm/model-client.js';
+import { PartialCallError, type ContentBlock, type ContentBlockParam, type MessageParam, type ModelClient, type ModelResponse, type ToolParam } from '../llm/model-client.js';
 import { classifyModelError } from '../llm/classify-model-error.js';
 import type { AgentMessage } from '../store/agent-runs.js';
 import type { Store } from '../store/open-store.js';
@@ -141,6 +141,18 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     try {
       response = await deps.model.complete({ ...request, signal: deadline.signal });
     } catch (error) {
+      // A call that broke off midway was still billed for what it streamed: record that.
+      if (error instanceof PartialCallError) {
+        store.ledger.record({
+          itemId: task.itemId,
+          stage: task.stage,
+          model: error.model,
+          ...error.usage,
+          batch: false,
+          costUsd: costUsd(error.usage, priceFor(error.model, deps.prices) ?? price),
+        });
+        store.agentRuns.addElapsed(run.id, clock() - callStart);
+      }
       if (task.signal?.aborted) return { kind: 'aborted' };
       if (deadline.signal.aborted) return stop('wall-clock', `ran out of its ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes during a model call`);
       const classified = classifyModelError(error);

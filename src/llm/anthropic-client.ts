@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { ModelClient, ModelRequest, ModelResponse } from './model-client.js';
-import { toTokenUsage } from './model-client.js';
+import { PartialCallError, toTokenUsage } from './model-client.js';
 
 /** A stream that sends nothing for this long is treated as a dropped connection. @default 120000 */
 export const STREAM_IDLE_TIMEOUT_MS = 120_000;
@@ -20,6 +20,9 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
       const onAbort = () => idle.abort(request.signal?.reason);
       request.signal?.addEventListener('abort', onAbort, { once: true });
       let timer = setTimeout(() => idle.abort(new Error('stream idle timeout')), idleTimeoutMs);
+      // What the API reported before a break: message_start carries the input side, each
+      // message_delta the output so far.
+      let started: { model: string; usage: Anthropic.Messages.Usage } | undefined;
       try {
         const stream = client.messages.stream(
           {
@@ -32,7 +35,9 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
           },
           { signal: idle.signal },
         );
-        stream.on('streamEvent', () => {
+        stream.on('streamEvent', (event) => {
+          if (event.type === 'message_start') started = { model: event.message.model, usage: { ...event.message.usage } };
+          else if (event.type === 'message_delta' && started) started.usage.output_tokens = event.usage.output_tokens;
           clearTimeout(timer);
           timer = setTimeout(() => idle.abort(new Error('stream idle timeout')), idleTimeoutMs);
         });
@@ -44,6 +49,9 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
           usage: toTokenUsage(message.usage),
           requestId: stream.request_id ?? undefined,
         };
+      } catch (error) {
+        if (started) throw new PartialCallError(started.model, toTokenUsage(started.usage), error);
+        throw error;
       } finally {
         clearTimeout(timer);
         request.signal?.removeEventListener('abort', onAbort);

@@ -1,4 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
+import { PartialCallError } from './model-client.js';
 
 /** What a failed model call means for the stage that made it. */
 export type ModelErrorOutcome =
@@ -11,6 +12,7 @@ export type ModelErrorOutcome =
  * trying again later; bad requests, auth and spend-limit errors are not.
  */
 export function classifyModelError(error: unknown): ModelErrorOutcome {
+  if (error instanceof PartialCallError) return classifyModelError(error.cause);
   if (error instanceof Anthropic.RateLimitError) return { kind: 'retry-later', message: 'Anthropic rate limit (429)' };
   if (error instanceof Anthropic.InternalServerError) {
     return { kind: 'retry-later', message: error.status === 529 ? 'Anthropic is overloaded (529)' : `Anthropic server error (${error.status})` };

@@ -56,3 +56,19 @@ export function toTokenUsage(usage: Anthropic.Messages.Usage): TokenUsage {
     outputTokens: usage.output_tokens,
   };
 }
+
+/**
+ * A call that failed after the API had started answering (a stream cut or stalled midway).
+ * The API bills such a call, so `usage` is what it reported before the break; the ledger
+ * records it even though the reply is thrown away.
+ */
+export class PartialCallError extends Error {
+  override readonly name = 'PartialCallError';
+  constructor(
+    readonly model: string,
+    readonly usage: TokenUsage,
+    override readonly cause: unknown,
+  ) {
+    super(`the model call broke off after it started: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
