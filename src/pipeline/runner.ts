@@ -21,6 +21,8 @@ export interface Runner {
   startNext(): StartResult;
   /** Starts items a crash left in a working state, from their last checkpoint. */
   resumeInterrupted(): void;
+  /** Aborts the item's run if it is the one in hand (after /cancel); no-op otherwise. */
+  abortItem(itemId: number): void;
   /** Aborts the run in hand (it stays resumable) and waits for it to wind down. */
   stop(): Promise<void>;
   /** Settles when the current run (if any) has finished; for tests and shutdown. */
@@ -39,25 +41,27 @@ export function createRunner(deps: {
   log: Logger;
 }): Runner {
   const { store, notifier, log } = deps;
-  let current: { item: Item; done: Promise<void> } | undefined;
+  let current: { item: Item; done: Promise<void>; abort: AbortController } | undefined;
   const abort = new AbortController();
   const retryTimers = new Set<NodeJS.Timeout>();
   const retryCounts = new Map<number, number>();
 
   function start(item: Item): void {
-    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item));
-    current = { item, done };
+    const itemAbort = new AbortController();
+    const signal = AbortSignal.any([abort.signal, itemAbort.signal]);
+    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item, signal));
+    current = { item, done, abort: itemAbort };
     void done.finally(() => {
       if (current?.item.id === item.id) current = undefined;
     });
   }
 
-  async function run(item: Item): Promise<void> {
+  async function run(item: Item, signal: AbortSignal): Promise<void> {
     const ilog = log.child({ itemId: item.id });
     notifier.notify(item, { kind: 'started', stage: 'build' });
     let outcome: StageOutcome;
     try {
-      outcome = await deps.build(item, abort.signal);
+      outcome = await deps.build(item, signal);
     } catch (error) {
       ilog.error({ err: error }, 'build stage crashed');
       outcome = { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
@@ -70,6 +74,11 @@ export function createRunner(deps: {
   }
 
   function settle(item: Item, outcome: StageOutcome, ilog: Logger): void {
+    if (store.items.get(item.id)?.state !== 'building') {
+      // Cancelled (or otherwise moved) while it ran: its new state stands.
+      ilog.info({ outcome: outcome.kind }, 'the item left building while it ran; outcome not applied');
+      return;
+    }
     switch (outcome.kind) {
       case 'done': {
         retryCounts.delete(item.id);
@@ -130,6 +139,9 @@ export function createRunner(deps: {
         log.info({ itemId: first.id }, 'resuming an item interrupted by a restart');
         start(first);
       }
+    },
+    abortItem(itemId) {
+      if (current?.item.id === itemId) current.abort.abort(new Error('cancelled'));
     },
     async stop() {
       abort.abort();

@@ -68,7 +68,7 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   const features = bot.errorBoundary(errorHandler(deps.log, true));
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
-  features.use(cancelFeature({ backlog: deps.backlog, respond }));
+  features.use(cancelFeature({ backlog: deps.backlog, runner: deps.runner, respond }));
   features.use(runFeature({ runner: deps.runner, respond }));
   features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(unhandledFeature({ respond }));

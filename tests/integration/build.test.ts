@@ -159,6 +159,23 @@ describe('build stage, end to end', () => {
     expect(anthropic.requests).toHaveLength(0);
   });
 
+  it('aborts the running agent when its item is cancelled', async () => {
+    anthropic.failNext({ kind: 'stall' });
+    const proc = await startBot();
+    telegram.pushMessage(ALICE, 'Cancel me midway');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await anthropic.waitFor(() => anthropic.requests[0], { what: 'the first call in flight' });
+    telegram.pushMessage(ALICE, '/cancel 1');
+    await waitForMessage(/Cancelled #1/);
+    await proc.waitForLine(/outcome not applied/);
+    telegram.pushMessage(ALICE, '/status');
+    const status = await waitForMessage(/Status/);
+    expect(status.text).toContain('1 cancelled');
+    expect(status.text).toContain('Nothing is running.');
+    expect(github.pulls).toHaveLength(0);
+  });
+
   it('resumes after kill -9 mid-run without paying again for completed turns', async () => {
     anthropic.script(
       edit({ command: 'create', path: 'a.txt', file_text: 'a\n' }),

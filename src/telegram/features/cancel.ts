@@ -1,5 +1,6 @@
 import { Composer } from 'grammy';
 import type { Backlog } from '../../pipeline/backlog.js';
+import type { Runner } from '../../pipeline/runner.js';
 import type { BotContext } from '../context.js';
 import { cancelTexts } from '../messages.js';
 import type { Respond } from '../respond.js';
@@ -7,8 +8,8 @@ import type { Respond } from '../respond.js';
 const ID_ARG = /^#?(\d{1,12})$/;
 
 /** `/cancel <id>`: cancels an item that has not ended yet. */
-export function cancelFeature(deps: { backlog: Backlog; respond: Respond }) {
-  const { backlog, respond } = deps;
+export function cancelFeature(deps: { backlog: Backlog; runner: Runner; respond: Respond }) {
+  const { backlog, runner, respond } = deps;
   const composer = new Composer<BotContext>();
   composer.command('cancel', (ctx) => {
     respond(ctx, () => {
@@ -23,6 +24,7 @@ export function cancelFeature(deps: { backlog: Backlog; respond: Respond }) {
           return { html: cancelTexts.notCancellable(outcome.item) };
         case 'cancelled':
           ctx.log.info({ itemId: id }, 'cancelled item');
+          runner.abortItem(id);
           return { html: cancelTexts.cancelled(outcome.item), itemId: id };
       }
     });
