@@ -11,6 +11,7 @@
  * Token counts are an estimate, `estimateTokens(v) = ceil(JSON.stringify(v).length / 4)`,
  * counted per prompt block so that counts add up: a prefix costs the sum of its blocks.
  */
+import { waitForChange } from './wait-for-change.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -156,7 +157,6 @@ export const CACHE_TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const;
 
 const DEFAULT_RETRY_AFTER_MS = 10;
 const DEFAULT_WAIT_MS = 10_000;
-const SAFETY_POLL_MS = 50;
 /** Longer than any test, so the server never drops an idle keep-alive socket the SDK is reusing. */
 const KEEP_ALIVE_MS = 60_000;
 /** Pieces a text or a tool input is streamed in. */
@@ -579,37 +579,10 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     probe: () => T | undefined | false | null,
     waitOpts: { timeoutMs?: number; what?: string } = {},
   ): Promise<T> {
-    const timeoutMs = waitOpts.timeoutMs ?? DEFAULT_WAIT_MS;
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        clearInterval(poll);
-        clearTimeout(timer);
-        changes.off('change', check);
-      };
-      const check = (): void => {
-        if (done) return;
-        let value: T | undefined | false | null;
-        try {
-          value = probe();
-        } catch (err) {
-          finish();
-          reject(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        if (value) {
-          finish();
-          resolve(value);
-        }
-      };
-      const poll = setInterval(check, SAFETY_POLL_MS);
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`waitFor timed out after ${timeoutMs} ms: ${waitOpts.what ?? 'condition'}\n${describeRequests(requests)}`));
-      }, timeoutMs);
-      changes.on('change', check);
-      check();
+    return waitForChange(changes, probe, {
+      timeoutMs: waitOpts.timeoutMs ?? DEFAULT_WAIT_MS,
+      ...(waitOpts.what === undefined ? {} : { what: waitOpts.what }),
+      describe: () => describeRequests(requests),
     });
   }
 

@@ -11,6 +11,7 @@
  * Git runs synchronously inside each handler on purpose: a request is then one atomic step, so
  * two racing merge calls see each other's effect exactly as they would on GitHub (one wins).
  */
+import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -164,7 +165,6 @@ const DEFAULT_LOGIN = 'nightshift-bot';
 const HTML_ROOT = 'http://fake-github.local';
 const DOCS = 'https://docs.github.com/rest';
 const DEFAULT_WAIT_MS = 10_000;
-const SAFETY_POLL_MS = 50;
 /** GitHub's pagination defaults. */
 const DEFAULT_PER_PAGE = 30;
 const MAX_PER_PAGE = 100;
@@ -1162,37 +1162,10 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
     probe: () => T | undefined | false | null,
     waitOpts: { timeoutMs?: number; what?: string } = {},
   ): Promise<T> {
-    const timeoutMs = waitOpts.timeoutMs ?? DEFAULT_WAIT_MS;
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        clearInterval(poll);
-        clearTimeout(timer);
-        changes.off('change', check);
-      };
-      const check = (): void => {
-        if (done) return;
-        let value: T | undefined | false | null;
-        try {
-          value = probe();
-        } catch (err) {
-          finish();
-          reject(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        if (value) {
-          finish();
-          resolve(value);
-        }
-      };
-      const poll = setInterval(check, SAFETY_POLL_MS);
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`waitFor timed out after ${timeoutMs} ms: ${waitOpts.what ?? 'condition'}\n${describeCalls(calls)}`));
-      }, timeoutMs);
-      changes.on('change', check);
-      check();
+    return waitForChange(changes, probe, {
+      timeoutMs: waitOpts.timeoutMs ?? DEFAULT_WAIT_MS,
+      ...(waitOpts.what === undefined ? {} : { what: waitOpts.what }),
+      describe: () => describeCalls(calls),
     });
   }
 

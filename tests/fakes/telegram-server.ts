@@ -8,6 +8,7 @@
  * validated, message length is checked, and editing a message to identical content fails the
  * way Telegram fails.
  */
+import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -119,7 +120,6 @@ const MAX_TEXT_CHARS = 4096;
 const MAX_CAPTION_CHARS = 1024;
 const MAX_UPDATES_PER_POLL = 100;
 const DEFAULT_WAIT_MS = 10_000;
-const SAFETY_POLL_MS = 50;
 /** Update ids start well above 1 so code that confuses "offset 0/1" with "first update" shows. */
 const FIRST_UPDATE_ID = 100_001;
 /** One fixed chat per non-private type, so several users in "the group" share it by default. */
@@ -686,37 +686,10 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
     probe: () => T | undefined | false | null,
     opts: { timeoutMs?: number; what?: string } = {},
   ): Promise<T> {
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_WAIT_MS;
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        clearInterval(poll);
-        clearTimeout(timer);
-        changes.off('change', check);
-      };
-      const check = (): void => {
-        if (done) return;
-        let value: T | undefined | false | null;
-        try {
-          value = probe();
-        } catch (err) {
-          finish();
-          reject(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        if (value) {
-          finish();
-          resolve(value);
-        }
-      };
-      const poll = setInterval(check, SAFETY_POLL_MS);
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`waitFor timed out after ${timeoutMs} ms: ${opts.what ?? 'condition'}\n${describeCalls(calls)}`));
-      }, timeoutMs);
-      changes.on('change', check);
-      check();
+    return waitForChange(changes, probe, {
+      timeoutMs: opts.timeoutMs ?? DEFAULT_WAIT_MS,
+      ...(opts.what === undefined ? {} : { what: opts.what }),
+      describe: () => describeCalls(calls),
     });
   }
 
