@@ -182,7 +182,9 @@ const schema = z.object({
   NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-5'),
   NIGHTSHIFT_PRICES: pricesJson.optional(),
   NIGHTSHIFT_BUILD_MAX_TURNS: positiveInt('model turns per build run').default(60),
-  NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS: positiveInt('output tokens per model call').default(16_000),
+  NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS: positiveInt('output tokens per model call')
+    .refine((n) => n <= 128_000, { error: 'must be at most 128000 (no model writes more in one reply)' })
+    .default(16_000),
   NIGHTSHIFT_BUILD_MAX_MINUTES: positiveNumber('minutes per build run').default(60),
   NIGHTSHIFT_BUDGET_BUILD_USD: positiveNumber('dollars per build run').default(5),
   NIGHTSHIFT_BUDGET_ITEM_USD: positiveNumber('dollars per item, all stages').default(15),
@@ -220,6 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const v = parsed.data;
   const [defaultRepo] = v.NIGHTSHIFT_REPOS;
   if (!defaultRepo) throw new ConfigError([{ variable: 'NIGHTSHIFT_REPOS', problem: 'empty' }]);
+  if (v.NIGHTSHIFT_BUDGET_ITEM_USD < v.NIGHTSHIFT_BUDGET_BUILD_USD) {
+    throw new ConfigError([
+      { variable: 'NIGHTSHIFT_BUDGET_ITEM_USD', problem: `is less than NIGHTSHIFT_BUDGET_BUILD_USD (${v.NIGHTSHIFT_BUDGET_BUILD_USD}); an item's budget covers all its stages` },
+    ]);
+  }
   const prices = v.NIGHTSHIFT_PRICES ?? {};
   if (!priceFor(v.NIGHTSHIFT_MODEL_BUILD, prices)) {
     throw new ConfigError([

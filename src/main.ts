@@ -65,7 +65,13 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     notifier,
     log,
   };
-  const runner = createRunner({ store, build: (item, signal) => runBuildStage(buildDeps, item, signal), notifier, log: log.child({ component: 'runner' }) });
+  const runner = createRunner({
+    store,
+    build: (item, signal) => runBuildStage(buildDeps, item, signal),
+    notifier,
+    cleanup: (itemId) => workspace.remove(itemId).catch((err: unknown) => log.warn({ err, itemId }, 'could not remove the worktree')),
+    log: log.child({ component: 'runner' }),
+  });
   const bot = createBot({
     token: config.telegram.token,
     apiRoot: config.telegram.apiRoot,

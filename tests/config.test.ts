@@ -80,6 +80,14 @@ describe('loadConfig', () => {
     expect(problemsOf(validEnv({ TELEGRAM_ALLOWED_USERS: undefined }))[0]?.variable).toBe('TELEGRAM_ALLOWED_USERS');
   });
 
+  it('refuses budgets and limits that could never work', () => {
+    expect(problemsOf(validEnv({ NIGHTSHIFT_BUDGET_ITEM_USD: '2', NIGHTSHIFT_BUDGET_BUILD_USD: '5' }))[0]?.variable).toBe('NIGHTSHIFT_BUDGET_ITEM_USD');
+    expect(problemsOf(validEnv({ NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS: '999999' }))[0]?.variable).toBe('NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS');
+    expect(problemsOf(validEnv({ NIGHTSHIFT_MODEL_BUILD: 'gpt-9' }))[0]?.problem).toMatch(/no price is known/);
+    expect(problemsOf(validEnv({ NIGHTSHIFT_PRICES: '{bad' }))[0]?.variable).toBe('NIGHTSHIFT_PRICES');
+    expect(loadConfig(validEnv({ NIGHTSHIFT_MODEL_BUILD: 'gpt-9', NIGHTSHIFT_PRICES: '{"gpt-9": {"input": 1, "output": 2}}' })).prices['gpt-9']).toEqual({ inputPerMTok: 1, outputPerMTok: 2 });
+  });
+
   it('treats an empty value as unset, so FOO= in .env means the default', () => {
     expect(loadConfig(validEnv({ GITHUB_API_URL: '' })).github.apiUrl).toBe('https://api.github.com');
   });

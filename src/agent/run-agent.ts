@@ -70,6 +70,12 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
   const clock = deps.clock ?? (() => performance.now());
   const price = priceFor(task.model, deps.prices);
   if (!price) return { kind: 'failed', message: `no price is known for model ${task.model}` };
+  // A run that already finished (the crash came later, during push or PR) is not paid again.
+  const latest = store.agentRuns.latest(task.itemId, task.stage);
+  if (latest?.status === 'done') {
+    const final = store.agentRuns.messages(latest.id).filter((m) => m.role === 'assistant').at(-1);
+    return { kind: 'done', finalText: finalTextOf(final), turns: latest.turns };
+  }
   const { run, resumed } = store.agentRuns.openOrCreate(task.itemId, task.stage);
   const log = rootLog.child({ itemId: task.itemId, stage: task.stage, runId: run.id });
   if (resumed) log.info({ turns: run.turns }, 'resuming the agent run from its last completed turn');
@@ -90,21 +96,28 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     return { kind: 'limit', limit, message, turns };
   };
 
+  // Whether the newest reply came from the model in this process. A stored reply whose tools
+  // have no results was interrupted while they ran: they may have partly run, so they are
+  // reported as interrupted instead of run twice (an insert or an append would double).
+  let freshReply = false;
   for (;;) {
     if (task.signal?.aborted) return { kind: 'aborted' };
     const last = messages.at(-1)!;
 
-    // A reply whose tools have not run yet (also after a crash): run them, then persist.
     if (last.role === 'assistant') {
       const toolUses = last.content.filter(isToolUse);
       if (toolUses.length === 0) {
-        const finalText = last.content.filter(isText).map((b) => b.text).join('\n').trim();
         store.agentRuns.finish(run.id, 'done', 'end_turn');
-        return { kind: 'done', finalText, turns };
+        return { kind: 'done', finalText: finalTextOf(last), turns };
       }
       const started = clock();
-      const results = await runTools(toolUses, task, deps.redact, log);
+      const deadline = deadlineSignal(task.signal, task.limits.maxWallClockMs - elapsed());
+      const results = freshReply
+        ? await runTools(toolUses, task, deadline.signal, deps.redact, log)
+        : toolUses.map((use) => toolResult(use.id, 'Interrupted by a restart while it ran; it may have partly run. Check the current state before doing it again.', true));
+      deadline.clear();
       if (task.signal?.aborted) return { kind: 'aborted' };
+      freshReply = false;
       const message: AgentMessage = { role: 'user', content: results };
       store.agentRuns.append(run.id, message, { elapsedMs: clock() - started });
       elapsedBefore += clock() - started;
@@ -132,10 +145,7 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     }
 
     // The wall clock also bounds a call in flight.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new Error('wall-clock limit')), Math.max(0, task.limits.maxWallClockMs - elapsed()));
-    const onAbort = () => deadline.abort(task.signal?.reason);
-    task.signal?.addEventListener('abort', onAbort, { once: true });
+    const deadline = deadlineSignal(task.signal, task.limits.maxWallClockMs - elapsed());
     const callStart = clock();
     let response: ModelResponse;
     try {
@@ -154,19 +164,21 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
         store.agentRuns.addElapsed(run.id, clock() - callStart);
       }
       if (task.signal?.aborted) return { kind: 'aborted' };
-      if (deadline.signal.aborted) return stop('wall-clock', `ran out of its ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes during a model call`);
+      if (deadline.expired()) return stop('wall-clock', `ran out of its ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes during a model call`);
       const classified = classifyModelError(error);
       log.warn({ err: error, outcome: classified.kind }, 'model call failed');
       if (classified.kind === 'failed') store.agentRuns.finish(run.id, 'failed', classified.message);
       return classified;
     } finally {
-      clearTimeout(timer);
-      task.signal?.removeEventListener('abort', onAbort);
+      deadline.clear();
     }
 
-    // The paid turn, its cost and the reply are one transaction: recorded together or not at all.
+    // The paid turn, its cost, the reply and what the reply means (a note after a cut reply,
+    // the end of the run) are one transaction, so a resume can never misread a stored reply.
     turns += 1;
-    const assistant: AgentMessage = { role: 'assistant', content: response.content.map(toParam) };
+    const content = response.content.map(toParam);
+    const assistant: AgentMessage = { role: 'assistant', content: content.length > 0 ? content : [{ type: 'text', text: '…' }] };
+    const next = afterReply(response.stopReason, assistant, messages, task.limits.maxOutputTokens);
     const callMs = clock() - callStart;
     store.transaction(() => {
       store.ledger.record({
@@ -175,54 +187,88 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
         model: response.model,
         ...response.usage,
         batch: false,
-        costUsd: costUsd(response.usage, priceFor(response.model, deps.prices) ?? price),
+        // Priced by the configured model id: the API answers with a dated id that a price
+        // override keyed by the configured one would miss.
+        costUsd: costUsd(response.usage, price),
         requestId: response.requestId,
       });
       store.agentRuns.append(run.id, assistant, { turns: 1, elapsedMs: callMs });
+      if (next.followUp) store.agentRuns.append(run.id, next.followUp);
+      if (next.end) store.agentRuns.finish(run.id, next.end.status, next.end.outcome);
     });
     elapsedBefore += callMs;
     segmentStart = clock();
     messages.push(assistant);
+    if (next.followUp) messages.push(next.followUp);
+    freshReply = true;
     log.debug({ turn: turns, stopReason: response.stopReason, usage: response.usage }, 'agent turn');
     task.onTurn?.({ turn: turns, maxTurns: task.limits.maxTurns, itemUsd: store.ledger.itemUsd(task.itemId) });
-
-    switch (response.stopReason) {
-      case 'end_turn':
-      case 'stop_sequence':
-      case 'tool_use':
-        continue; // the top of the loop finishes, or runs the tools
-      case 'pause_turn':
-        // A long server-side turn was paused: sending the transcript as it is lets it go on.
-        // (The build tools are client tools, so this is rare; it still counts as a turn.)
-        if (assistant.content.some(isToolUse)) continue;
-        messages.push(continueMessage('Continue.'));
-        store.agentRuns.append(run.id, messages.at(-1)!);
-        continue;
-      case 'max_tokens': {
-        if (cutAtOutputLimit(messages) >= MAX_TOKENS_REPEATS) {
-          return stop('output-limit', `${MAX_TOKENS_REPEATS} replies in a row were cut at the ${task.limits.maxOutputTokens}-token output limit`);
-        }
-        // A cut reply may hold a half-written tool call: never run it, say why instead.
-        const content: ContentBlockParam[] = [
-          ...assistant.content.filter(isToolUse).map((b) => toolResult(b.id, 'Not run: your reply was cut off at the output limit before this call was complete.', true)),
-          { type: 'text', text: `${CUT_NOTE} ${task.limits.maxOutputTokens}-token output limit. Continue in smaller steps (write big files in parts).` },
-        ];
-        const message: AgentMessage = { role: 'user', content };
-        store.agentRuns.append(run.id, message);
-        messages.push(message);
-        continue;
-      }
-      case 'refusal':
-        store.agentRuns.finish(run.id, 'failed', 'refusal');
-        return { kind: 'failed', message: 'the model declined to do this task (refusal)' };
-      case 'model_context_window_exceeded':
-        store.agentRuns.finish(run.id, 'failed', 'context window exceeded');
-        return { kind: 'failed', message: "the conversation outgrew the model's context window; split the item into smaller ones" };
-      default:
-        store.agentRuns.finish(run.id, 'failed', `stop_reason ${String(response.stopReason)}`);
-        return { kind: 'failed', message: `the model stopped for an unknown reason (${String(response.stopReason)})` };
+    if (next.end) {
+      if (next.end.status === 'stopped') return { kind: 'limit', limit: 'output-limit', message: next.end.outcome, turns };
+      return { kind: 'failed', message: next.end.message };
     }
   }
+}
+
+/** What a reply leads to: a message to add after it, or the end of the run. */
+function afterReply(
+  stopReason: string | null,
+  assistant: AgentMessage,
+  messages: readonly AgentMessage[],
+  maxOutputTokens: number,
+): { followUp?: AgentMessage; end?: { status: 'stopped' | 'failed'; outcome: string; message: string } } {
+  switch (stopReason) {
+    case 'end_turn':
+    case 'stop_sequence':
+    case 'tool_use':
+      return {}; // the top of the loop finishes, or runs the tools
+    case 'pause_turn':
+      // A long server-side turn was paused: asking it to go on continues it. (The build tools
+      // are client tools, so this is rare.) A paused reply with tool calls gets their results.
+      return assistant.content.some(isToolUse) ? {} : { followUp: { role: 'user', content: [{ type: 'text', text: 'Continue.' }] } };
+    case 'max_tokens': {
+      if (cutAtOutputLimit([...messages, assistant]) >= MAX_TOKENS_REPEATS) {
+        const message = `${MAX_TOKENS_REPEATS} replies in a row were cut at the ${maxOutputTokens}-token output limit`;
+        return { end: { status: 'stopped', outcome: `output-limit: ${message}`, message } };
+      }
+      // A cut reply may hold a half-written tool call: never run it, say why instead.
+      const content: ContentBlockParam[] = [
+        ...assistant.content.filter(isToolUse).map((b) => toolResult(b.id, 'Not run: your reply was cut off at the output limit before this call was complete.', true)),
+        { type: 'text', text: `${CUT_NOTE} ${maxOutputTokens}-token output limit. Continue in smaller steps (write big files in parts).` },
+      ];
+      return { followUp: { role: 'user', content } };
+    }
+    case 'refusal':
+      return { end: { status: 'failed', outcome: 'refusal', message: 'the model declined to do this task (refusal)' } };
+    case 'model_context_window_exceeded':
+      return { end: { status: 'failed', outcome: 'context window exceeded', message: "the conversation outgrew the model's context window; split the item into smaller ones" } };
+    default:
+      return { end: { status: 'failed', outcome: `stop_reason ${String(stopReason)}`, message: `the model stopped for an unknown reason (${String(stopReason)})` } };
+  }
+}
+
+/** An abort signal for the rest of the wall-clock budget that also follows `parent`. */
+function deadlineSignal(parent: AbortSignal | undefined, remainingMs: number) {
+  const controller = new AbortController();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(new Error('wall-clock limit'));
+  }, Math.max(0, remainingMs));
+  const onAbort = () => controller.abort(parent?.reason);
+  parent?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    expired: () => expired,
+    clear() {
+      clearTimeout(timer);
+      parent?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function finalTextOf(message: AgentMessage | undefined): string {
+  return (message?.content ?? []).filter(isText).map((b) => b.text).join('\n').trim();
 }
 
 type ToolUseParam = { type: 'tool_use'; id: string; name: string; input: unknown };
@@ -234,13 +280,8 @@ function toolResult(id: string, content: string, isError: boolean): ContentBlock
   return { type: 'tool_result', tool_use_id: id, content, ...(isError ? { is_error: true } : {}) };
 }
 
-function continueMessage(text: string): AgentMessage {
-  return { role: 'user', content: [{ type: 'text', text }] };
-}
-
-async function runTools(toolUses: ToolUseParam[], task: AgentTask, redact: (t: string) => string, log: Logger): Promise<ContentBlockParam[]> {
+async function runTools(toolUses: ToolUseParam[], task: AgentTask, signal: AbortSignal, redact: (t: string) => string, log: Logger): Promise<ContentBlockParam[]> {
   const results: ContentBlockParam[] = [];
-  const signal = task.signal ?? new AbortController().signal;
   for (const use of toolUses) {
     const executor = task.executors[use.name];
     if (!executor) {
@@ -309,7 +350,7 @@ function stuckCall(messages: readonly AgentMessage[]): string | undefined {
   return signatures.every((s) => s.signature === signatures[0]!.signature) ? signatures[0]!.name : undefined;
 }
 
-/** How many replies in a row, the newest included, were cut at the output limit. */
+/** How many replies in a row, the newest (last in `messages`) included, were cut at the output limit. */
 function cutAtOutputLimit(messages: readonly AgentMessage[]): number {
   let count = 1; // the newest reply, just received
   for (let i = messages.length - 2; i >= 0; i -= 2) {

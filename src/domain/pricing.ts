@@ -53,10 +53,14 @@ export function worstCaseCostUsd(inputTokens: number, maxTokens: number, price: 
   return (inputTokens * CACHE_WRITE_1H_MULTIPLIER * price.inputPerMTok + maxTokens * price.outputPerMTok) / 1_000_000;
 }
 
+/** Tokens the API adds for tool definitions and tool use that the request body does not show. @default 3000 */
+export const HIDDEN_PROMPT_TOKENS = 3000;
+
 /**
- * A conservative token estimate of a request body: one token per three characters of its
- * JSON (real tokenizers average about four for English and code).
+ * A conservative token estimate of a request body: one token per three UTF-8 bytes of its
+ * JSON (real tokenizers average about four characters for English and code; CJK text and
+ * emoji take three or four bytes a character), plus the API's hidden tool prompts.
  */
 export function estimateInputTokens(request: unknown): number {
-  return Math.ceil(JSON.stringify(request).length / 3);
+  return Math.ceil(new TextEncoder().encode(JSON.stringify(request)).length / 3) + HIDDEN_PROMPT_TOKENS;
 }

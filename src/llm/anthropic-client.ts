@@ -23,6 +23,9 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
       // What the API reported before a break: message_start carries the input side, each
       // message_delta the output so far.
       let started: { model: string; usage: Anthropic.Messages.Usage } | undefined;
+      // message_delta (with the output count) comes only at the end, so a break midway leaves
+      // output unreported: estimate it from what streamed, erring high (3 characters a token).
+      let streamedChars = 0;
       try {
         const stream = client.messages.stream(
           {
@@ -38,6 +41,10 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
         stream.on('streamEvent', (event) => {
           if (event.type === 'message_start') started = { model: event.message.model, usage: { ...event.message.usage } };
           else if (event.type === 'message_delta' && started) started.usage.output_tokens = event.usage.output_tokens;
+          else if (event.type === 'content_block_delta') {
+            const delta = event.delta;
+            streamedChars += delta.type === 'text_delta' ? delta.text.length : delta.type === 'input_json_delta' ? delta.partial_json.length : delta.type === 'thinking_delta' ? delta.thinking.length : 0;
+          }
           clearTimeout(timer);
           timer = setTimeout(() => idle.abort(new Error('stream idle timeout')), idleTimeoutMs);
         });
@@ -50,7 +57,11 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
           requestId: stream.request_id ?? undefined,
         };
       } catch (error) {
-        if (started) throw new PartialCallError(started.model, toTokenUsage(started.usage), error);
+        if (started) {
+          const usage = toTokenUsage(started.usage);
+          const outputTokens = Math.max(usage.outputTokens, Math.ceil(streamedChars / 3));
+          throw new PartialCallError(started.model, { ...usage, outputTokens }, error);
+        }
         throw error;
       } finally {
         clearTimeout(timer);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BuildTools } from '../agent/build-tools.js';
-import { runAgent, type AgentDeps } from '../agent/run-agent.js';
+import { runAgent, type AgentDeps, type LimitName } from '../agent/run-agent.js';
 import type { AgentLimitsConfig } from '../config.js';
 import type { RepoName } from '../domain/parse-request.js';
 import type { GitHub } from '../github/create-github.js';
@@ -8,6 +8,7 @@ import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
+import { classifyStageError } from './classify-stage-error.js';
 import type { ItemNotifier } from './item-events.js';
 
 /** How a stage ended, as the runner needs to know it. */
@@ -42,6 +43,16 @@ export interface BuildStageDeps {
  * are reused, and an existing branch or PR is found instead of made again.
  */
 export async function runBuildStage(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  try {
+    return await buildItem(deps, item, signal);
+  } catch (error) {
+    const outcome = classifyStageError(error);
+    deps.log.warn({ err: error, itemId: item.id, outcome: outcome.kind }, 'build stage error');
+    return outcome;
+  }
+}
+
+async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
   const log = deps.log.child({ itemId: item.id, stage: 'build' });
   const repo = deps.repos.find((r) => r.fullName === item.repo);
   if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
@@ -52,7 +63,6 @@ export async function runBuildStage(deps: BuildStageDeps, item: Item, signal: Ab
   const system = renderPrompt(loadPrompt('build'), { repo: repo.fullName, default_branch: ws.defaultBranch });
   const task = renderPrompt(loadPrompt('build-task'), {
     item_id: item.id,
-    title: fenceData(item.title, 'request'),
     request: fenceData(item.request, 'request'),
     guidelines: fenceData(guidelines, 'guidelines'),
   });
@@ -93,18 +103,22 @@ export async function runBuildStage(deps: BuildStageDeps, item: Item, signal: Ab
     case 'failed':
       return { kind: 'failed', reason: outcome.message };
     case 'limit':
-      return { kind: 'failed', reason: `stopped by the ${limitName(outcome.limit)} limit: ${outcome.message}` };
+      return { kind: 'failed', reason: `stopped by the ${LIMIT_LABELS[outcome.limit]} limit: ${outcome.message}` };
     case 'done':
       break;
   }
 
+  // A /cancel or shutdown while the agent finished: nothing more goes out.
+  if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
   await deps.workspace.commitAll(ws.path, commitMessage(item));
   if (await deps.workspace.isDirty(ws.path)) log.warn('files left uncommitted after the final commit (ignored files?)');
   const files = await deps.workspace.diffStat(ws.path, ws.baseSha);
   if (files.length === 0) {
     return { kind: 'failed', reason: `the agent made no change. It said: ${truncate(outcome.finalText, 600) || '(nothing)'}` };
   }
+  if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
   await deps.workspace.push(ws.path, ws.branch);
+  if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
   const itemUsd = deps.store.ledger.itemUsd(item.id);
   const pr = await deps.github.ensurePullRequest({
     repo,
@@ -128,18 +142,23 @@ async function readGuidelines(workspace: Workspace, repo: RepoName): Promise<str
   return parts.length === 0 ? '(This repository has no AGENTS.md, CLAUDE.md or CONTRIBUTING.md.)' : truncate(parts.join('\n\n'), GUIDELINES_MAX_CHARS);
 }
 
-/** Keeps data inside its XML fence: a closing tag in the data cannot end the fence early. */
+/** Keeps data inside its XML fence: a closing tag in the data (any case or spacing) cannot end it early. */
 export function fenceData(text: string, tag: string): string {
-  return text.replaceAll(`</${tag}>`, `<\\/${tag}>`);
+  return text.replace(new RegExp(`<\\s*/\\s*${tag}\\s*>`, 'gi'), `<\\/${tag}>`);
 }
 
 function commitMessage(item: Item): string {
   return `${item.title}\n\nnightshift item #${item.id}`;
 }
 
-function limitName(limit: string): string {
-  return limit.replace('-', ' ');
-}
+const LIMIT_LABELS: Record<LimitName, string> = {
+  turns: 'turns',
+  'wall-clock': 'wall-clock',
+  'stage-budget': 'stage budget',
+  'item-budget': 'item budget',
+  stuck: 'stuck-loop',
+  'output-limit': 'output-length',
+};
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
@@ -171,7 +190,8 @@ export function pullRequestBody(input: {
     quoted,
     '',
     '### What the agent says it did',
-    truncate(input.summary.trim(), 6000) || '(no summary)',
+    // The marker below is ours alone: one forged in the agent's text could claim another item.
+    truncate(input.summary.replace(/<!--\s*nightshift:[^>]*-->/gi, ''), 6000).trim() || '(no summary)',
     '',
     `### Files changed (${input.files.length})`,
     fileLines + more,

@@ -21,8 +21,8 @@ export interface Runner {
   startNext(): StartResult;
   /** Starts items a crash left in a working state, from their last checkpoint. */
   resumeInterrupted(): void;
-  /** Aborts the item's run if it is the one in hand (after /cancel); no-op otherwise. */
-  abortItem(itemId: number): void;
+  /** The item ended outside the runner (/cancel): abort its run if it is the one in hand, and clean up its workspace. */
+  itemEnded(itemId: number): void;
   /** Aborts the run in hand (it stays resumable) and waits for it to wind down. */
   stop(): Promise<void>;
   /** Settles when the current run (if any) has finished; for tests and shutdown. */
@@ -38,6 +38,8 @@ export function createRunner(deps: {
   store: Store;
   build: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
   notifier: ItemNotifier;
+  /** Removes what an ended item left behind (its worktree). Must not throw. */
+  cleanup: (itemId: number) => Promise<void>;
   log: Logger;
 }): Runner {
   const { store, notifier, log } = deps;
@@ -66,6 +68,8 @@ export function createRunner(deps: {
       ilog.error({ err: error }, 'build stage crashed');
       outcome = { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
     }
+    // Shutting down: the item stays in `building` and resumes from its checkpoint on the next start.
+    if (abort.signal.aborted) return;
     try {
       settle(item, outcome, ilog);
     } catch (error) {
@@ -77,14 +81,17 @@ export function createRunner(deps: {
     if (store.items.get(item.id)?.state !== 'building') {
       // Cancelled (or otherwise moved) while it ran: its new state stands.
       ilog.info({ outcome: outcome.kind }, 'the item left building while it ran; outcome not applied');
+      void deps.cleanup(item.id);
       return;
     }
     switch (outcome.kind) {
       case 'done': {
         retryCounts.delete(item.id);
         // Until the review stage exists, a built item is ready for the human.
-        store.items.transition(item.id, 'reviewing', 'pull request opened');
-        store.items.transition(item.id, 'ready', 'no review stage configured');
+        store.transaction(() => {
+          store.items.transition(item.id, 'reviewing', 'pull request opened');
+          store.items.transition(item.id, 'ready', 'no review stage configured');
+        });
         ilog.info('item built; ready for review');
         return;
       }
@@ -96,10 +103,18 @@ export function createRunner(deps: {
         const delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
         ilog.warn({ reason: outcome.reason, retryInMs: delay }, 'will retry the item later');
         notifier.notify(store.items.get(item.id)!, { kind: 'retry-later', reason: outcome.reason, retryInMs: delay });
-        const timer = setTimeout(() => {
+        const fire = (): void => {
           retryTimers.delete(timer);
-          if (!current) startNext();
-        }, delay);
+          // Busy with another item: try again once that one has had its turn.
+          if (current) {
+            timer = setTimeout(fire, RETRY_LATER_BASE_MS);
+            timer.unref();
+            retryTimers.add(timer);
+            return;
+          }
+          startNext();
+        };
+        let timer = setTimeout(fire, delay);
         timer.unref();
         retryTimers.add(timer);
         return;
@@ -140,8 +155,9 @@ export function createRunner(deps: {
         start(first);
       }
     },
-    abortItem(itemId) {
+    itemEnded(itemId) {
       if (current?.item.id === itemId) current.abort.abort(new Error('cancelled'));
+      else void deps.cleanup(itemId);
     },
     async stop() {
       abort.abort();

@@ -40,6 +40,7 @@ export function createAgentRuns(db: Database, now: () => number) {
   const insertRun = db.prepare(`INSERT INTO agent_runs (item_id, stage, status, started_at) VALUES (?, ?, 'running', ?)`);
   const openRun = db.prepare(`SELECT * FROM agent_runs WHERE item_id = ? AND stage = ? AND status = 'running' ORDER BY id DESC LIMIT 1`);
   const byId = db.prepare('SELECT * FROM agent_runs WHERE id = ?');
+  const latest = db.prepare('SELECT * FROM agent_runs WHERE item_id = ? AND stage = ? ORDER BY id DESC LIMIT 1');
   const messages = db.prepare('SELECT role, content FROM agent_messages WHERE run_id = ? ORDER BY seq');
   const nextSeq = db.prepare('SELECT coalesce(max(seq), 0) + 1 AS seq FROM agent_messages WHERE run_id = ?');
   const insertMessage = db.prepare('INSERT INTO agent_messages (run_id, seq, role, content) VALUES (?, ?, ?, ?)');
@@ -56,6 +57,11 @@ export function createAgentRuns(db: Database, now: () => number) {
         return { run: toRun(byId.get(id)), resumed: false };
       })();
     },
+    /** The newest run of this stage for this item, whatever its status. */
+    latest(itemId: number, stage: string): AgentRun | undefined {
+      const row = latest.get(itemId, stage);
+      return row === undefined ? undefined : toRun(row);
+    },
     get(runId: number): AgentRun | undefined {
       const row = byId.get(runId);
       return row === undefined ? undefined : toRun(row);
@@ -67,7 +73,7 @@ export function createAgentRuns(db: Database, now: () => number) {
         content: JSON.parse(m.content) as unknown[],
       }));
     },
-    /** Appends a message; `turn` counts a paid model turn, `elapsedMs` adds to the run's clock. */
+    /** Appends a message; `turns` counts a paid model turn, `elapsedMs` adds to the run's clock. */
     append(runId: number, message: AgentMessage, progressBy: { turns?: number; elapsedMs?: number } = {}): void {
       db.transaction(() => {
         const { seq } = nextSeq.get(runId) as { seq: number };

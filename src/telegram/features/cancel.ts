@@ -24,7 +24,7 @@ export function cancelFeature(deps: { backlog: Backlog; runner: Runner; respond:
           return { html: cancelTexts.notCancellable(outcome.item) };
         case 'cancelled':
           ctx.log.info({ itemId: id }, 'cancelled item');
-          runner.abortItem(id);
+          runner.itemEnded(id);
           return { html: cancelTexts.cancelled(outcome.item), itemId: id };
       }
     });
