@@ -5,7 +5,7 @@ import { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
 import type { RepoName } from '../domain/parse-request.js';
 
-/** Longest one GitHub request may take (Octokit has no default timeout). @default 30000 */
+/** Longest one GitHub request attempt may take (Octokit has no default timeout). @default 30000 */
 export const GITHUB_TIMEOUT_MS = 30_000;
 
 /** An open (or adopted) pull request. */
@@ -53,6 +53,11 @@ export function createGitHub(options: GitHubOptions): GitHub {
   const redact = options.redact ?? ((text: string) => text);
   const octokit = new RetryingOctokit({
     auth: options.token,
+    // A timeout per attempt (Octokit has none), so a retry or a rate-limit wait gets its own.
+    request: {
+      fetch: (url: string | URL, init: RequestInit = {}) =>
+        fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(GITHUB_TIMEOUT_MS)]) : AbortSignal.timeout(GITHUB_TIMEOUT_MS) }),
+    },
     baseUrl: options.baseUrl,
     userAgent: 'nightshift',
     log: {
@@ -75,16 +80,15 @@ export function createGitHub(options: GitHubOptions): GitHub {
       },
     },
   });
-  const timeout = () => ({ request: { signal: AbortSignal.timeout(GITHUB_TIMEOUT_MS) } });
 
   async function findOpenPull(repo: RepoName, head: string, base: string) {
-    const { data } = await octokit.rest.pulls.list({ owner: repo.owner, repo: repo.name, state: 'open', head: `${repo.owner}:${head}`, base, per_page: 10, ...timeout() });
+    const { data } = await octokit.rest.pulls.list({ owner: repo.owner, repo: repo.name, state: 'open', head: `${repo.owner}:${head}`, base, per_page: 10 });
     return data.find((p) => p.head.ref === head);
   }
 
   return {
     async defaultBranch(repo) {
-      const { data } = await octokit.rest.repos.get({ owner: repo.owner, repo: repo.name, ...timeout() });
+      const { data } = await octokit.rest.repos.get({ owner: repo.owner, repo: repo.name });
       return data.default_branch;
     },
 
@@ -93,11 +97,11 @@ export function createGitHub(options: GitHubOptions): GitHub {
       const body = redact(rawBody);
       const existing = await findOpenPull(repo, head, base);
       if (existing) {
-        const { data } = await octokit.rest.pulls.update({ owner: repo.owner, repo: repo.name, pull_number: existing.number, title, body, ...timeout() });
+        const { data } = await octokit.rest.pulls.update({ owner: repo.owner, repo: repo.name, pull_number: existing.number, title, body });
         return { number: data.number, url: data.html_url, headSha: data.head.sha, created: false };
       }
       try {
-        const { data } = await octokit.rest.pulls.create({ owner: repo.owner, repo: repo.name, head, base, title, body, ...timeout() });
+        const { data } = await octokit.rest.pulls.create({ owner: repo.owner, repo: repo.name, head, base, title, body });
         return { number: data.number, url: data.html_url, headSha: data.head.sha, created: true };
       } catch (error) {
         // A PR made by an attempt whose reply we never saw (crash, reset): adopt it.
@@ -105,7 +109,7 @@ export function createGitHub(options: GitHubOptions): GitHub {
         const adopted = await findOpenPull(repo, head, base);
         if (!adopted) throw error;
         log.info({ pr: adopted.number, head }, 'adopted the existing pull request for the branch');
-        const { data } = await octokit.rest.pulls.update({ owner: repo.owner, repo: repo.name, pull_number: adopted.number, title, body, ...timeout() });
+        const { data } = await octokit.rest.pulls.update({ owner: repo.owner, repo: repo.name, pull_number: adopted.number, title, body });
         return { number: data.number, url: data.html_url, headSha: data.head.sha, created: false };
       }
     },

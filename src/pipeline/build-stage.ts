@@ -127,7 +127,10 @@ async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal):
     title: item.title,
     body: pullRequestBody({ item, summary: outcome.finalText, files, itemUsd, turns: outcome.turns }),
   });
-  deps.store.items.setPullRequest(item.id, { branch: ws.branch, number: pr.number, url: pr.url, headSha: pr.headSha });
+  // The head is what we pushed; GitHub's view of a just-pushed branch can lag behind it.
+  const headSha = await deps.workspace.headSha(ws.path);
+  if (pr.headSha !== headSha) log.warn({ pushed: headSha, github: pr.headSha }, "GitHub does not show the pushed head yet");
+  deps.store.items.setPullRequest(item.id, { branch: ws.branch, number: pr.number, url: pr.url, headSha });
   log.info({ pr: pr.number, adopted: !pr.created }, 'pull request ready');
   deps.notifier.notify(item, { kind: 'pr-opened', prUrl: pr.url, prNumber: pr.number, summary: outcome.finalText, itemUsd, adopted: !pr.created });
   return { kind: 'done' };

@@ -176,6 +176,35 @@ describe('build stage, end to end', () => {
     expect(github.pulls).toHaveLength(0);
   });
 
+  it('after a crash during PR creation, opens exactly one PR without paying for the agent again', async () => {
+    anthropic.script(edit({ command: 'create', path: 'c.txt', file_text: 'c\n' }), finish('Summary: c.'));
+    github.failNext('POST /repos/{owner}/{repo}/pulls', { kind: 'stall' });
+    const first = await startBot();
+    telegram.pushMessage(ALICE, 'Crash while opening');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await github.waitFor(() => github.calls.find((c) => c.route === 'POST /repos/{owner}/{repo}/pulls'), { what: 'PR creation in flight', timeoutMs: 30_000 });
+    await first.kill9();
+    const paid = anthropic.requests.length;
+
+    await startBot();
+    await waitForMessage(/Pull request .*#1.* opened/, 'the PR after the restart');
+    expect(anthropic.requests).toHaveLength(paid);
+    expect(github.pulls).toHaveLength(1);
+    expect(readFileAt(bare, 'nightshift/1-crash-while-opening', 'c.txt')).toBe('c\n');
+  });
+
+  it('adopts the PR when GitHub created it but the reply was lost', async () => {
+    anthropic.script(edit({ command: 'create', path: 'd.txt', file_text: 'd\n' }), finish('Summary: d.'));
+    github.failNext('POST /repos/{owner}/{repo}/pulls', { kind: 'after' });
+    await startBot();
+    telegram.pushMessage(ALICE, 'Lost reply');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await waitForMessage(/Pull request .*#1.* (opened|updated)/, 'the PR notice');
+    expect(github.pulls).toHaveLength(1);
+  });
+
   it('resumes after kill -9 mid-run without paying again for completed turns', async () => {
     anthropic.script(
       edit({ command: 'create', path: 'a.txt', file_text: 'a\n' }),
