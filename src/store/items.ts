@@ -32,6 +32,8 @@ export interface NewItem {
   readonly sourceUpdateId?: number;
   /** @default 'queued' */
   readonly state?: ItemState;
+  /** The item whose review proposed this one. */
+  readonly parentItemId?: number;
 }
 
 const itemRow = z.object({
@@ -78,8 +80,8 @@ const inList = (states: ReadonlySet<ItemState>) => [...states].map((s) => `'${s}
 /** Item queries and state changes. Every state change also writes an `item_events` row. */
 export function createItemStore(db: Database, now: () => number) {
   const insert = db.prepare(
-    `INSERT INTO items (repo, title, request, state, chat_id, created_by, source_update_id, created_at, updated_at)
-     VALUES (@repo, @title, @request, @state, @chatId, @createdBy, @sourceUpdateId, @now, @now)`,
+    `INSERT INTO items (repo, title, request, state, chat_id, created_by, source_update_id, parent_item_id, created_at, updated_at)
+     VALUES (@repo, @title, @request, @state, @chatId, @createdBy, @sourceUpdateId, @parentItemId, @now, @now)`,
   );
   const insertEvent = db.prepare(
     'INSERT INTO item_events (item_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)',
@@ -98,6 +100,9 @@ export function createItemStore(db: Database, now: () => number) {
   const setPull = db.prepare('UPDATE items SET branch = ?, pr_number = ?, pr_url = ?, head_sha = ?, updated_at = ? WHERE id = ?');
   const setBranch = db.prepare('UPDATE items SET branch = ?, updated_at = ? WHERE id = ?');
   const setProgress = db.prepare('UPDATE items SET progress_outbox_id = ? WHERE id = ?');
+  const setReview = db.prepare('UPDATE items SET review_summary = ?, updated_at = ? WHERE id = ?');
+  const setComment = db.prepare('UPDATE items SET review_comment_id = ? WHERE id = ?');
+  const reviewOf = db.prepare('SELECT review_summary, review_comment_id FROM items WHERE id = ?');
 
   return {
     /** Inserts an item and its first event; returns it. */
@@ -113,6 +118,7 @@ export function createItemStore(db: Database, now: () => number) {
           chatId: item.chatId,
           createdBy: item.createdBy,
           sourceUpdateId: item.sourceUpdateId ?? null,
+          parentItemId: item.parentItemId ?? null,
           now: at,
         });
         const id = Number(lastInsertRowid);
@@ -179,6 +185,22 @@ export function createItemStore(db: Database, now: () => number) {
     /** Remembers which outbox message is the item's progress message. */
     setProgressOutboxId(id: number, outboxId: number): void {
       setProgress.run(outboxId, id);
+    },
+
+    /** Stores the compact triage summary (JSON) for the review card. */
+    setReviewSummary(id: number, summary: unknown): void {
+      setReview.run(JSON.stringify(summary), now(), id);
+    },
+
+    /** The stored review summary and sticky comment id. */
+    review(id: number): { summary: unknown; commentId: number | null } {
+      const row = reviewOf.get(id) as { review_summary: string | null; review_comment_id: number | null } | undefined;
+      return { summary: row?.review_summary ? (JSON.parse(row.review_summary) as unknown) : null, commentId: row?.review_comment_id ?? null };
+    },
+
+    /** Remembers the id of the item's sticky PR comment. */
+    setReviewCommentId(id: number, commentId: number): void {
+      setComment.run(commentId, id);
     },
 
     /** Item counts per state; states with no items are absent. */

@@ -104,6 +104,52 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, seq)
   );
   `,
+  `
+  -- Items proposed from a review finding point at the item whose PR it was found in.
+  ALTER TABLE items ADD COLUMN parent_item_id INTEGER REFERENCES items (id);
+  -- The compact triage summary for the review card (JSON), and the sticky PR comment's id.
+  ALTER TABLE items ADD COLUMN review_summary TEXT;
+  ALTER TABLE items ADD COLUMN review_comment_id INTEGER;
+
+  -- One review round of an item: which head it reviewed, from which base, and how far it got.
+  CREATE TABLE review_rounds (
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    round INTEGER NOT NULL,
+    base_sha TEXT NOT NULL,
+    head_sha TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('reviewing', 'triaged', 'fixed', 'done')),
+    angles_done TEXT NOT NULL DEFAULT '[]',
+    fix_sha TEXT,
+    PRIMARY KEY (item_id, round)
+  );
+
+  -- The finding ledger: every finding of every reviewer, and what triage and fix made of it.
+  CREATE TABLE findings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    pr_number INTEGER,
+    head_sha TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    angle TEXT NOT NULL,
+    file TEXT NOT NULL,
+    line_start INTEGER,
+    line_end INTEGER,
+    severity TEXT NOT NULL CHECK (severity IN ('critical', 'high', 'medium', 'low')),
+    title TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    failure TEXT NOT NULL,
+    suggested_fix TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    verdict TEXT CHECK (verdict IN ('fix_now', 'backlog', 'ignore')),
+    verdict_reason TEXT,
+    merged_into INTEGER REFERENCES findings (id),
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'fixed', 'backlogged', 'ignored', 'merged')),
+    fixed_sha TEXT,
+    backlog_item_id INTEGER REFERENCES items (id),
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX findings_item ON findings (item_id, round);
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

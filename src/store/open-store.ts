@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { createAgentRuns } from './agent-runs.js';
+import { createFindings } from './findings.js';
 import { createInbox } from './inbox.js';
 import { createItemStore } from './items.js';
 import { createLedger } from './ledger.js';
@@ -42,6 +43,7 @@ export function openStore(path: string, options: StoreOptions = {}) {
     outbox: createOutbox(db, now),
     ledger: createLedger(db, now),
     agentRuns: createAgentRuns(db, now),
+    findings: createFindings(db, now),
     /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn)();

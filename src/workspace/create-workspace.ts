@@ -101,6 +101,12 @@ export interface Workspace {
    * In-tree symlinks are followed.
    */
   readFromDefaultBranch(repo: RepoName, file: string): Promise<string | undefined>;
+  /** Paths of the files directly in `dir` on the repo's default branch (e.g. `.nightshift/review`). */
+  listFromDefaultBranch(repo: RepoName, dir: string): Promise<string[]>;
+  /** The unified diff from `baseSha` to the worktree's HEAD (committed changes only). */
+  diff(path: string, baseSha: string): Promise<string>;
+  /** A file as committed at the worktree's HEAD (not the working copy), or undefined. */
+  readAtHead(path: string, file: string): Promise<string | undefined>;
   /** Removes the item's worktree directory and its admin dir; branch refs stay. Idempotent. */
   remove(itemId: number): Promise<void>;
 }
@@ -507,6 +513,40 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
         }
         commit ??= (await syncClone(repo)).defaultSha;
         return readBlob(repo, commit, rel, 0);
+      });
+    },
+
+    async listFromDefaultBranch(repoName, dir) {
+      const rel = normaliseRepoPath(dir);
+      if (rel === undefined) throw new WorkspaceError(`"${dir}" is not a path inside the repository`);
+      const repo = repoPaths(repoName.owner, repoName.name);
+      return withLock(repo.clone, async () => {
+        await restoreConfig(repo);
+        const commit = (await commitOf(repo, 'refs/remotes/origin/HEAD')) ?? (await syncClone(repo)).defaultSha;
+        const listing = await inClone(repo, ['--literal-pathspecs', 'ls-tree', '-z', '--full-tree', commit, '--', `${rel}/`]);
+        return listing
+          .split('\0')
+          .map((entry) => /^[0-7]{6} blob [0-9a-f]+\t([\s\S]*)$/.exec(entry)?.[1])
+          .filter((path): path is string => path !== undefined);
+      });
+    },
+
+    async diff(path, baseSha) {
+      if (!SHA_RE.test(baseSha)) throw new WorkspaceError(`"${baseSha}" is not a commit sha`);
+      const wt = resolveWorktree(path);
+      return withLock(wt.repo.clone, async () => {
+        await guard(wt);
+        return inWorktree(wt, ['diff', '--no-ext-diff', '--no-textconv', '--no-color', '--find-renames', baseSha, 'HEAD', '--']);
+      });
+    },
+
+    async readAtHead(path, file) {
+      const rel = normaliseRepoPath(file);
+      if (rel === undefined) throw new WorkspaceError(`"${file}" is not a path inside the repository`);
+      const wt = resolveWorktree(path);
+      return withLock(wt.repo.clone, async () => {
+        await guard(wt);
+        return readBlob(wt.repo, await headOf(wt), rel, 0);
       });
     },
 
