@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { costUsd, estimateInputTokens, priceFor, worstCaseCostUsd, type ModelPrice } from '../domain/pricing.js';
+import { costUsd, priceFor, type ModelPrice } from '../domain/pricing.js';
+import { checkBudget, recordPartialCall } from '../llm/metered-call.js';
 import { PartialCallError, type ContentBlock, type ContentBlockParam, type MessageParam, type ModelClient, type ModelResponse, type ToolParam } from '../llm/model-client.js';
 import { classifyModelError } from '../llm/classify-model-error.js';
 import type { AgentMessage } from '../store/agent-runs.js';
@@ -134,15 +135,8 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
       return stop('wall-clock', `ran for ${Math.round(elapsed() / 60_000)} of ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes allowed`);
     }
     const request = buildRequest(task, messages);
-    const worst = worstCaseCostUsd(estimateInputTokens(request), task.limits.maxOutputTokens, price);
-    const stageUsd = store.ledger.stageUsd(task.itemId, task.stage);
-    if (stageUsd + worst > task.limits.stageBudgetUsd) {
-      return stop('stage-budget', `spent $${stageUsd.toFixed(2)} of the $${task.limits.stageBudgetUsd.toFixed(2)} ${task.stage} budget; the next turn could cost up to $${worst.toFixed(2)}`);
-    }
-    const itemUsd = store.ledger.itemUsd(task.itemId);
-    if (itemUsd + worst > task.limits.itemBudgetUsd) {
-      return stop('item-budget', `spent $${itemUsd.toFixed(2)} of the $${task.limits.itemBudgetUsd.toFixed(2)} item budget; the next turn could cost up to $${worst.toFixed(2)}`);
-    }
+    const budgetStop = checkBudget(store, { itemId: task.itemId, stage: task.stage, stageBudgetUsd: task.limits.stageBudgetUsd, itemBudgetUsd: task.limits.itemBudgetUsd }, request, price);
+    if (budgetStop) return stop(budgetStop.limit, budgetStop.message);
 
     // The wall clock also bounds a call in flight.
     const deadline = deadlineSignal(task.signal, task.limits.maxWallClockMs - elapsed());
@@ -153,14 +147,7 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     } catch (error) {
       // A call that broke off midway was still billed for what it streamed: record that.
       if (error instanceof PartialCallError) {
-        store.ledger.record({
-          itemId: task.itemId,
-          stage: task.stage,
-          model: error.model,
-          ...error.usage,
-          batch: false,
-          costUsd: costUsd(error.usage, priceFor(error.model, deps.prices) ?? price),
-        });
+        recordPartialCall(store, { itemId: task.itemId, stage: task.stage, stageBudgetUsd: task.limits.stageBudgetUsd, itemBudgetUsd: task.limits.itemBudgetUsd }, error, price);
         store.agentRuns.addElapsed(run.id, clock() - callStart);
       }
       if (task.signal?.aborted) return { kind: 'aborted' };

@@ -27,6 +27,11 @@ export interface GitHub {
    * is adopted, never duplicated.
    */
   ensurePullRequest(pr: { repo: RepoName; head: string; base: string; title: string; body: string }): Promise<PullRequestRef>;
+  /**
+   * The one comment on a PR that carries `marker`: updated if it exists (by `knownId`, else
+   * found by the marker), created otherwise, never duplicated. Returns its id.
+   */
+  ensureStickyComment(c: { repo: RepoName; number: number; marker: string; body: string; knownId?: number | null }): Promise<number>;
 }
 
 const RetryingOctokit = Octokit.plugin(retry, throttling);
@@ -90,6 +95,26 @@ export function createGitHub(options: GitHubOptions): GitHub {
     async defaultBranch(repo) {
       const { data } = await octokit.rest.repos.get({ owner: repo.owner, repo: repo.name });
       return data.default_branch;
+    },
+
+    async ensureStickyComment({ repo, number, marker, body: rawBody, knownId }) {
+      const body = `${redact(rawBody)}\n\n${marker}`;
+      const update = async (commentId: number) => {
+        await octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body });
+        return commentId;
+      };
+      if (knownId) {
+        try {
+          return await update(knownId);
+        } catch (error) {
+          if (!(error instanceof RequestError && error.status === 404)) throw error;
+        }
+      }
+      const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: number, per_page: 100 });
+      const existing = comments.find((c) => c.body?.includes(marker));
+      if (existing) return update(existing.id);
+      const { data } = await octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: number, body });
+      return data.id;
     },
 
     async ensurePullRequest({ repo, head, base, title: rawTitle, body: rawBody }) {

@@ -152,6 +152,7 @@ export const GITHUB_ROUTES = [
   'DELETE /repos/{owner}/{repo}/git/refs/{ref}',
   'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
   'POST /repos/{owner}/{repo}/issues/{issue_number}/comments',
+  'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}',
   'GET /repos/{owner}/{repo}/commits/{ref}/check-runs',
   'GET /repos/{owner}/{repo}/commits/{ref}/status',
 ] as const;
@@ -844,6 +845,22 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
     return { status: 201, body: commentJson(ctx.repo, pull, comment) };
   }
 
+  function updateComment(ctx: Context): Reply {
+    const id = Number(ctx.params.comment_id);
+    for (const pull of pulls) {
+      if (pull.repo !== ctx.repo.bare.fullName) continue;
+      const comment = pull.comments.find((c) => c.id === id);
+      if (!comment) continue;
+      if (typeof ctx.body.body !== 'string' || ctx.body.body === '') {
+        throw validationFailed([{ resource: 'IssueComment', code: 'missing_field', field: 'body' }]);
+      }
+      comment.body = ctx.body.body;
+      pull.updated_at = isoNow();
+      return { status: 200, body: commentJson(ctx.repo, pull, comment) };
+    }
+    throw new ApiError(404, 'Not Found');
+  }
+
   function listCheckRuns(ctx: Context): Reply {
     const { repo, query } = ctx;
     const sha = resolveCommit(repo, ctx.params.ref ?? '');
@@ -922,6 +939,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
     'DELETE /repos/{owner}/{repo}/git/refs/{ref}': deleteRef,
     'GET /repos/{owner}/{repo}/issues/{issue_number}/comments': listComments,
     'POST /repos/{owner}/{repo}/issues/{issue_number}/comments': createComment,
+    'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}': updateComment,
     'GET /repos/{owner}/{repo}/commits/{ref}/check-runs': listCheckRuns,
     'GET /repos/{owner}/{repo}/commits/{ref}/status': combinedStatus,
   };

@@ -56,6 +56,20 @@ describe('createGitHub', () => {
     expect(fake.pulls).toHaveLength(1);
   });
 
+  it('keeps one sticky comment per PR, updated rather than duplicated', async () => {
+    pushBranch('nightshift/3-z');
+    const pr = await github.ensurePullRequest({ repo: repo(), head: 'nightshift/3-z', base: 'main', title: 'T', body: 'B' });
+    const marker = '<!-- nightshift:review:3 -->';
+    const first = await github.ensureStickyComment({ repo: repo(), number: pr.number, marker, body: 'round 1' });
+    // Found by its marker when the id is not known (e.g. lost in a crash).
+    const second = await github.ensureStickyComment({ repo: repo(), number: pr.number, marker, body: 'round 2' });
+    const third = await github.ensureStickyComment({ repo: repo(), number: pr.number, marker, body: 'round 3', knownId: first });
+    expect(second).toBe(first);
+    expect(third).toBe(first);
+    expect(fake.pulls[0]!.comments).toHaveLength(1);
+    expect(fake.pulls[0]!.comments[0]!.body).toContain('round 3');
+  });
+
   it('retries a server error in the client', async () => {
     fake.failNext('GET /repos/{owner}/{repo}', { kind: 'server-error', status: 503 });
     expect(await github.defaultBranch(repo())).toBe('main');
