@@ -21,7 +21,19 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly timezone: string;
   /** Model per stage. */
-  readonly models: { readonly build: string };
+  readonly models: { readonly build: string; readonly review: string };
+  /** The review → triage → fix loop. */
+  readonly review: {
+    /** Review rounds at most (a fix is reviewed again only while rounds are left). */
+    readonly rounds: number;
+    /** Reviewers running at once. */
+    readonly concurrency: number;
+    readonly maxOutputTokens: number;
+    /** Dollars the review stage (reviewers and triage, all rounds) of one item may spend. */
+    readonly budgetUsd: number;
+    /** Dollars each fix run may spend. */
+    readonly fixBudgetUsd: number;
+  };
   /** Price overrides by exact model id (`NIGHTSHIFT_PRICES`); defaults cover Opus, Sonnet, Haiku 4.x. */
   readonly prices: Readonly<Record<string, ModelPrice>>;
   /** Limits of the build agent's loop. */
@@ -180,6 +192,14 @@ const schema = z.object({
     .refine(isTimeZone, { error: 'not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)' })
     .optional(),
   NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-5'),
+  NIGHTSHIFT_MODEL_REVIEW: modelId.default('claude-opus-4-5'),
+  NIGHTSHIFT_REVIEW_ROUNDS: positiveInt('review rounds per item').refine((n) => n <= 5, { error: 'must be at most 5' }).default(2),
+  NIGHTSHIFT_REVIEW_CONCURRENCY: positiveInt('reviewers running at once').default(3),
+  NIGHTSHIFT_REVIEW_MAX_OUTPUT_TOKENS: positiveInt('output tokens per review call')
+    .refine((n) => n <= 128_000, { error: 'must be at most 128000 (no model writes more in one reply)' })
+    .default(8_000),
+  NIGHTSHIFT_BUDGET_REVIEW_USD: positiveNumber('dollars per item for reviews and triage').default(4),
+  NIGHTSHIFT_BUDGET_FIX_USD: positiveNumber('dollars per fix run').default(3),
   NIGHTSHIFT_PRICES: pricesJson.optional(),
   NIGHTSHIFT_BUILD_MAX_TURNS: positiveInt('model turns per build run').default(60),
   NIGHTSHIFT_BUILD_MAX_OUTPUT_TOKENS: positiveInt('output tokens per model call')
@@ -228,10 +248,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     ]);
   }
   const prices = v.NIGHTSHIFT_PRICES ?? {};
-  if (!priceFor(v.NIGHTSHIFT_MODEL_BUILD, prices)) {
-    throw new ConfigError([
-      { variable: 'NIGHTSHIFT_MODEL_BUILD', problem: `no price is known for "${v.NIGHTSHIFT_MODEL_BUILD}"; add it to NIGHTSHIFT_PRICES so budgets can be enforced` },
-    ]);
+  const unpriced = (['NIGHTSHIFT_MODEL_BUILD', 'NIGHTSHIFT_MODEL_REVIEW'] as const).filter((name) => !priceFor(v[name], prices));
+  if (unpriced.length > 0) {
+    throw new ConfigError(
+      unpriced.map((variable) => ({ variable, problem: `no price is known for "${v[variable]}"; add it to NIGHTSHIFT_PRICES so budgets can be enforced` })),
+    );
   }
   return {
     telegram: { token: v.TELEGRAM_BOT_TOKEN, apiRoot: v.TELEGRAM_API_ROOT, allowedUsers: v.TELEGRAM_ALLOWED_USERS },
@@ -241,7 +262,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dataDir: resolve(v.DATA_DIR),
     logLevel: v.LOG_LEVEL,
     timezone: v.NIGHTSHIFT_TIMEZONE ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC',
-    models: { build: v.NIGHTSHIFT_MODEL_BUILD },
+    models: { build: v.NIGHTSHIFT_MODEL_BUILD, review: v.NIGHTSHIFT_MODEL_REVIEW },
+    review: {
+      rounds: v.NIGHTSHIFT_REVIEW_ROUNDS,
+      concurrency: v.NIGHTSHIFT_REVIEW_CONCURRENCY,
+      maxOutputTokens: v.NIGHTSHIFT_REVIEW_MAX_OUTPUT_TOKENS,
+      budgetUsd: v.NIGHTSHIFT_BUDGET_REVIEW_USD,
+      fixBudgetUsd: v.NIGHTSHIFT_BUDGET_FIX_USD,
+    },
     prices,
     build: {
       maxTurns: v.NIGHTSHIFT_BUILD_MAX_TURNS,

@@ -10,6 +10,7 @@ import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
 import { createBacklog } from './pipeline/backlog.js';
 import { runBuildStage, type BuildStageDeps } from './pipeline/build-stage.js';
+import { runReviewStage, type ReviewStageDeps } from './pipeline/review-stage.js';
 import { createRunner } from './pipeline/runner.js';
 import { openStore } from './store/open-store.js';
 import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
@@ -65,9 +66,24 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     notifier,
     log,
   };
+  const reviewDeps: ReviewStageDeps = {
+    store,
+    workspace,
+    github,
+    agent: buildDeps.agent,
+    createTools: buildDeps.createTools,
+    repos: config.repos,
+    models: { review: config.models.review, fix: config.models.build },
+    review: config.review,
+    fixLimits: config.build,
+    itemBudgetUsd: config.itemBudgetUsd,
+    notifier,
+    log,
+  };
   const runner = createRunner({
     store,
     build: (item, signal) => runBuildStage(buildDeps, item, signal),
+    review: (item, signal) => runReviewStage(reviewDeps, item, signal),
     notifier,
     cleanup: (itemId) => workspace.remove(itemId).catch((err: unknown) => log.warn({ err, itemId }, 'could not remove the worktree')),
     log: log.child({ component: 'runner' }),

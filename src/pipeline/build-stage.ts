@@ -136,7 +136,8 @@ async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal):
   return { kind: 'done' };
 }
 
-async function readGuidelines(workspace: Workspace, repo: RepoName): Promise<string> {
+/** The repo's own guidelines files from its default branch, joined and capped. */
+export async function readGuidelines(workspace: Workspace, repo: RepoName): Promise<string> {
   const parts: string[] = [];
   for (const file of GUIDELINE_FILES) {
     const text = await workspace.readFromDefaultBranch(repo, file);

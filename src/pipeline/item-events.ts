@@ -5,6 +5,7 @@ export type ItemEvent =
   | { readonly kind: 'started'; readonly stage: string }
   | { readonly kind: 'progress'; readonly stage: string; readonly turn: number; readonly maxTurns: number; readonly itemUsd: number }
   | { readonly kind: 'pr-opened'; readonly prUrl: string; readonly prNumber: number; readonly summary: string; readonly itemUsd: number; readonly adopted: boolean }
+  | { readonly kind: 'ready'; readonly itemUsd: number }
   | { readonly kind: 'retry-later'; readonly reason: string; readonly retryInMs: number }
   | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
 

@@ -37,6 +37,8 @@ export interface Runner {
 export function createRunner(deps: {
   store: Store;
   build: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
+  /** Review → triage → fix; runs on items in `reviewing` or `fixing`. */
+  review: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
   notifier: ItemNotifier;
   /** Removes what an ended item left behind (its worktree). Must not throw. */
   cleanup: (itemId: number) => Promise<void>;
@@ -47,6 +49,8 @@ export function createRunner(deps: {
   const abort = new AbortController();
   const retryTimers = new Set<NodeJS.Timeout>();
   const retryCounts = new Map<number, number>();
+  // Interrupted reviews waiting for the one run slot.
+  const pendingResumes: number[] = [];
 
   function start(item: Item): void {
     const itemAbort = new AbortController();
@@ -55,49 +59,63 @@ export function createRunner(deps: {
     current = { item, done, abort: itemAbort };
     void done.finally(() => {
       if (current?.item.id === item.id) current = undefined;
+      const next = abort.signal.aborted ? undefined : pendingResumes.shift();
+      const resumed = next === undefined ? undefined : store.items.get(next);
+      if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
     });
   }
 
   async function run(item: Item, signal: AbortSignal): Promise<void> {
     const ilog = log.child({ itemId: item.id });
-    notifier.notify(item, { kind: 'started', stage: 'build' });
-    let outcome: StageOutcome;
-    try {
-      outcome = await deps.build(item, signal);
-    } catch (error) {
-      ilog.error({ err: error }, 'build stage crashed');
-      outcome = { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
-    }
-    // Shutting down: the item stays in `building` and resumes from its checkpoint on the next start.
-    if (abort.signal.aborted) return;
-    try {
-      settle(item, outcome, ilog);
-    } catch (error) {
-      ilog.error({ err: error }, 'could not record the outcome of the build stage; the item resumes on the next start');
+    // building → (PR) → reviewing ⇄ fixing → ready, one stage after the other in one run.
+    for (let state = item.state; ; state = store.items.get(item.id)?.state ?? 'cancelled') {
+      const stage = state === 'building' ? 'build' : state === 'reviewing' || state === 'fixing' ? 'review' : undefined;
+      if (!stage) return;
+      notifier.notify(item, { kind: 'started', stage });
+      let outcome: StageOutcome;
+      try {
+        outcome = await (stage === 'build' ? deps.build : deps.review)(item, signal);
+      } catch (error) {
+        ilog.error({ err: error, stage }, 'stage crashed');
+        outcome = { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
+      }
+      // Shutting down: the item keeps its state and resumes from its checkpoint on the next start.
+      if (abort.signal.aborted) return;
+      try {
+        if (!settle(item, stage, state, outcome, ilog)) return;
+      } catch (error) {
+        ilog.error({ err: error }, 'could not record the outcome of the stage; the item resumes on the next start');
+        return;
+      }
     }
   }
 
-  function settle(item: Item, outcome: StageOutcome, ilog: Logger): void {
-    if (store.items.get(item.id)?.state !== 'building') {
+  /** Applies a stage's outcome; true when the item should go on to its next stage now. */
+  function settle(item: Item, stage: 'build' | 'review', from: Item['state'], outcome: StageOutcome, ilog: Logger): boolean {
+    const now = store.items.get(item.id)?.state;
+    if (now !== from && !(stage === 'review' && (now === 'reviewing' || now === 'fixing'))) {
       // Cancelled (or otherwise moved) while it ran: its new state stands.
-      ilog.info({ outcome: outcome.kind }, 'the item left building while it ran; outcome not applied');
+      ilog.info({ outcome: outcome.kind }, 'the item left its stage while it ran; outcome not applied');
       void deps.cleanup(item.id);
-      return;
+      return false;
     }
     switch (outcome.kind) {
       case 'done': {
         retryCounts.delete(item.id);
-        // Until the review stage exists, a built item is ready for the human.
-        store.transaction(() => {
+        if (stage === 'build') {
           store.items.transition(item.id, 'reviewing', 'pull request opened');
-          store.items.transition(item.id, 'ready', 'no review stage configured');
-        });
-        ilog.info('item built; ready for review');
-        return;
+          ilog.info('item built; reviewing');
+          return true;
+        }
+        if (now === 'fixing') store.items.transition(item.id, 'reviewing', 'fix reviewed');
+        store.items.transition(item.id, 'ready', 'reviewed, triaged and fixed');
+        ilog.info('item reviewed; ready for the human');
+        notifier.notify(store.items.get(item.id)!, { kind: 'ready', itemUsd: store.ledger.itemUsd(item.id) });
+        return false;
       }
       case 'retry-later': {
-        store.items.transition(item.id, 'queued', outcome.reason);
-        if (abort.signal.aborted) return; // shutting down: the next start picks it up
+        // A build goes back to the queue; a review keeps its state and is resumed in place.
+        if (now === 'building') store.items.transition(item.id, 'queued', outcome.reason);
         const count = (retryCounts.get(item.id) ?? 0) + 1;
         retryCounts.set(item.id, count);
         const delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
@@ -112,19 +130,21 @@ export function createRunner(deps: {
             retryTimers.add(timer);
             return;
           }
-          startNext();
+          const again = store.items.get(item.id);
+          if (again && (again.state === 'reviewing' || again.state === 'fixing')) start(again);
+          else startNext();
         };
         let timer = setTimeout(fire, delay);
         timer.unref();
         retryTimers.add(timer);
-        return;
+        return false;
       }
       case 'failed': {
         retryCounts.delete(item.id);
         const failed = store.items.transition(item.id, 'failed', outcome.reason);
         ilog.warn({ reason: outcome.reason }, 'item failed');
         notifier.notify(failed, { kind: 'failed', reason: outcome.reason, itemUsd: store.ledger.itemUsd(item.id) });
-        return;
+        return false;
       }
     }
   }
@@ -144,11 +164,13 @@ export function createRunner(deps: {
   return {
     startNext,
     resumeInterrupted() {
-      const interrupted = store.items.listActive().filter((i) => i.state === 'building');
+      const interrupted = store.items.listActive();
       const [first, ...rest] = interrupted;
       if (rest.length > 0) {
-        // Only one runs at a time: the others go back to the queue, their work kept.
-        for (const item of rest) store.items.transition(item.id, 'queued', 'interrupted; waiting for its turn');
+        // Only one runs at a time: interrupted builds go back to the queue, their work kept;
+        // interrupted reviews are resumed one after the other.
+        for (const item of rest) if (item.state === 'building') store.items.transition(item.id, 'queued', 'interrupted; waiting for its turn');
+        pendingResumes.push(...rest.filter((i) => i.state !== 'building').map((i) => i.id));
       }
       if (first) {
         log.info({ itemId: first.id }, 'resuming an item interrupted by a restart');

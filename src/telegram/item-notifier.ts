@@ -22,6 +22,8 @@ export function itemEventText(item: Item, event: ItemEvent): string {
         `✅ <b>${head}</b>\nPull request <a href="${escapeHtml(event.prUrl)}">#${event.prNumber}</a> ${event.adopted ? 'updated' : 'opened'} · $${event.itemUsd.toFixed(2)}` +
         (event.summary.trim() ? `\n\n${escapeHtml(event.summary.trim().slice(0, 1500))}` : '')
       );
+    case 'ready':
+      return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)}`;
     case 'retry-later':
       return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
     case 'failed':

@@ -14,7 +14,7 @@ import { createBareRepo, readFileAt, refSha, type BareRepo } from '../helpers/gi
 // with the agent's change in a real bare repository and an open PR on the fake GitHub, with the
 // model played by the fake Anthropic server.
 
-const SONNET = DEFAULT_PRICES.find((p) => p.family === 'Sonnet 4.x')!.price;
+const priceOf = (model: string) => DEFAULT_PRICES.find((p) => p.match.test(model))!.price;
 
 let telegram: FakeTelegram;
 let anthropic: FakeAnthropic;
@@ -43,11 +43,18 @@ async function startBot(overrides: Record<string, string> = {}): Promise<BotProc
   return proc;
 }
 
+/** The build agent's calls (the reviewers and triage come after them). */
+const buildCalls = () => anthropic.requests.filter((r) => r.path === '/v1/messages' && JSON.stringify(r.body.tools ?? []).includes('"bash"'));
+
+/** Reviewers that find nothing: the review stage after a build passes cleanly. */
+const cleanReview = (req: { body: { tool_choice?: { name?: string } } }): FakeReply | undefined =>
+  req.body.tool_choice?.name === 'report_findings' ? { content: [{ type: 'tool_use', name: 'report_findings', input: { findings: [] } }] } : undefined;
+
 function waitForMessage(pattern: RegExp, what = String(pattern)): Promise<SentMessage> {
   return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 30_000 });
 }
 
-/** What the fake says was billed, priced by the default table. */
+/** What the fake says was billed (build calls on Sonnet, reviewers on Opus), priced by the default table. */
 function billedUsd(): number {
   return anthropic.requests
     .filter((r) => r.path === '/v1/messages' && r.usage && (r as { outcome?: string }).outcome === 'ok')
@@ -56,7 +63,7 @@ function billedUsd(): number {
         sum +
         costUsd(
           { inputTokens: r.usage!.input_tokens, cacheWrite5mTokens: r.usage!.cache_creation_input_tokens, cacheWrite1hTokens: 0, cacheReadTokens: r.usage!.cache_read_input_tokens, outputTokens: r.usage!.output_tokens },
-          SONNET,
+          priceOf((r.body as { model: string }).model),
         ),
       0,
     );
@@ -79,6 +86,7 @@ beforeEach(async () => {
   anthropic = await startFakeAnthropic({ apiKey: CANARY.anthropicKey });
   github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
   dataDir = tempDir();
+  anthropic.onRequest(cleanReview);
 });
 
 afterEach(async () => {
@@ -120,8 +128,10 @@ describe('build stage, end to end', () => {
     }
 
     // One progress message, edited rather than repeated.
-    expect(telegram.sent(ALICE.id).filter((m) => m.text.includes('build'))).toHaveLength(1);
+    expect(telegram.sent(ALICE.id).filter((m) => m.text.includes('🔨'))).toHaveLength(1);
 
+    // A clean review (every reviewer finds nothing) follows, then the item is ready.
+    await waitForMessage(/Reviewed and ready for you/, 'the item to be ready');
     await proc.stop();
     expect(ledgerUsd()).toBeCloseTo(billedUsd(), 10);
     const list = (await (async () => {
@@ -143,7 +153,7 @@ describe('build stage, end to end', () => {
     telegram.pushMessage(ALICE, '/run');
     const failed = await waitForMessage(/Failed:/, 'the failure notice');
     expect(failed.text).toContain('turns limit');
-    expect(anthropic.requests.filter((r) => r.path === '/v1/messages')).toHaveLength(2);
+    expect(buildCalls()).toHaveLength(2);
     expect(github.pulls).toHaveLength(0);
   });
 
@@ -185,11 +195,11 @@ describe('build stage, end to end', () => {
     telegram.pushMessage(ALICE, '/run');
     await github.waitFor(() => github.calls.find((c) => c.route === 'POST /repos/{owner}/{repo}/pulls'), { what: 'PR creation in flight', timeoutMs: 30_000 });
     await first.kill9();
-    const paid = anthropic.requests.length;
+    const paid = buildCalls().length;
 
     await startBot();
     await waitForMessage(/Pull request .*#1.* opened/, 'the PR after the restart');
-    expect(anthropic.requests).toHaveLength(paid);
+    expect(buildCalls()).toHaveLength(paid);
     expect(github.pulls).toHaveLength(1);
     expect(readFileAt(bare, 'nightshift/1-crash-while-opening', 'c.txt')).toBe('c\n');
   });
@@ -218,13 +228,13 @@ describe('build stage, end to end', () => {
     telegram.pushMessage(ALICE, 'Two files');
     await waitForMessage(/Queued #1/);
     telegram.pushMessage(ALICE, '/run');
-    await anthropic.waitFor(() => anthropic.requests.filter((r) => r.path === '/v1/messages').length === 3, { what: 'the third call in flight', timeoutMs: 30_000 });
+    await anthropic.waitFor(() => buildCalls().length === 3, { what: 'the third call in flight', timeoutMs: 30_000 });
     await first.kill9();
 
     anthropic.script(finish('Summary: two files.'));
     await startBot();
     await waitForMessage(/Pull request .*opened/, 'the PR after the restart');
-    const calls = anthropic.requests.filter((r) => r.path === '/v1/messages');
+    const calls = buildCalls();
     // Two paid turns, one lost call, one resumed call: turns 1 and 2 were not asked again.
     expect(calls).toHaveLength(4);
     expect((calls[3]!.body as { messages: unknown[] }).messages).toHaveLength(5);

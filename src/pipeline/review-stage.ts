@@ -1,0 +1,515 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { BuildTools } from '../agent/build-tools.js';
+import { runAgent, type AgentDeps } from '../agent/run-agent.js';
+import type { AgentLimitsConfig } from '../config.js';
+import { inspectFixDiff } from '../domain/inspect-fix-diff.js';
+import type { RepoName } from '../domain/parse-request.js';
+import type { GitHub } from '../github/create-github.js';
+import { meteredCall, type CallBudget } from '../llm/metered-call.js';
+import type { ToolParam } from '../llm/model-client.js';
+import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
+import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
+import type { Item } from '../store/items.js';
+import type { Store } from '../store/open-store.js';
+import type { Workspace } from '../workspace/create-workspace.js';
+import { fenceData, readGuidelines, type StageOutcome } from './build-stage.js';
+import { classifyStageError } from './classify-stage-error.js';
+import type { ItemNotifier } from './item-events.js';
+import { loadAngles, type ReviewAngle } from './review/load-angles.js';
+
+/** Most characters of diff shown to reviewers. @default 150000 */
+export const REVIEW_DIFF_MAX_CHARS = 150_000;
+/** Most characters of changed files (with line numbers) shown to reviewers. @default 200000 */
+export const REVIEW_FILES_MAX_CHARS = 200_000;
+/** The folder on a repo's default branch whose `*.md` files add review angles. */
+export const REPO_ANGLES_DIR = '.nightshift/review';
+/** Most guard findings recorded for one fix. @default 20 */
+export const MAX_GUARD_FINDINGS = 20;
+/** The angle name of the code-side guard's findings on a fix diff. */
+export const GUARD_ANGLE = 'guard';
+
+/** What the review stage needs. */
+export interface ReviewStageDeps {
+  readonly store: Store;
+  readonly workspace: Workspace;
+  readonly github: GitHub;
+  readonly agent: Omit<AgentDeps, 'log'>;
+  readonly createTools: (cwd: string) => Promise<BuildTools>;
+  readonly repos: readonly RepoName[];
+  readonly models: { readonly review: string; readonly fix: string };
+  readonly review: { readonly rounds: number; readonly concurrency: number; readonly maxOutputTokens: number; readonly budgetUsd: number; readonly fixBudgetUsd: number };
+  readonly fixLimits: AgentLimitsConfig;
+  readonly itemBudgetUsd: number;
+  readonly notifier: ItemNotifier;
+  readonly log: Logger;
+}
+
+/** The compact triage summary kept for the review card. */
+export interface ReviewSummary {
+  readonly verdict: 'ready' | 'ready_with_open_items' | 'needs_judgment';
+  readonly judgment: string | null;
+  readonly rounds: number;
+  readonly bySeverity: Record<string, number>;
+  readonly byStatus: Record<string, number>;
+  readonly guardFlags: number;
+  /** The three most important lines, most severe first. */
+  readonly top: readonly string[];
+}
+
+const findingSchema = z.object({
+  file: z.string().min(1),
+  line_start: z.number().int().nullable().optional(),
+  line_end: z.number().int().nullable().optional(),
+  severity: z.enum(SEVERITIES),
+  title: z.string().min(1),
+  evidence: z.string(),
+  failure: z.string(),
+  suggested_fix: z.string(),
+  confidence: z.number().min(0).max(1),
+});
+const reportSchema = z.object({ findings: z.array(findingSchema) });
+const triageSchema = z.object({
+  verdict: z.enum(['ready', 'ready_with_open_items', 'needs_judgment']),
+  judgment: z.string().nullable().optional(),
+  findings: z.array(z.object({ id: z.number().int(), verdict: z.enum(VERDICTS), reason: z.string(), merged_into: z.number().int().nullable().optional() })),
+});
+
+const REPORT_TOOL: ToolParam = {
+  name: 'report_findings',
+  description: 'Report every finding of this review angle. An empty list is a valid answer.',
+  input_schema: {
+    type: 'object',
+    properties: {
+      findings: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            file: { type: 'string', description: 'path of the file, as in the diff' },
+            line_start: { type: ['integer', 'null'], description: 'first line in the new file' },
+            line_end: { type: ['integer', 'null'] },
+            severity: { type: 'string', enum: [...SEVERITIES] },
+            title: { type: 'string', description: 'one line' },
+            evidence: { type: 'string', description: 'the code quoted' },
+            failure: { type: 'string', description: 'the concrete failure it causes: input, wrong outcome' },
+            suggested_fix: { type: 'string' },
+            confidence: { type: 'number', minimum: 0, maximum: 1 },
+          },
+          required: ['file', 'severity', 'title', 'evidence', 'failure', 'suggested_fix', 'confidence'],
+        },
+      },
+    },
+    required: ['findings'],
+  },
+};
+
+const TRIAGE_TOOL: ToolParam = {
+  name: 'report_triage',
+  description: 'Report the verdict on every finding, and the overall verdict.',
+  input_schema: {
+    type: 'object',
+    properties: {
+      verdict: { type: 'string', enum: ['ready', 'ready_with_open_items', 'needs_judgment'] },
+      judgment: { type: ['string', 'null'], description: 'what the human must decide, for needs_judgment' },
+      findings: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            id: { type: 'integer' },
+            verdict: { type: 'string', enum: [...VERDICTS] },
+            reason: { type: 'string', description: 'one line' },
+            merged_into: { type: ['integer', 'null'], description: 'id of the finding this duplicates' },
+          },
+          required: ['id', 'verdict', 'reason'],
+        },
+      },
+    },
+    required: ['verdict', 'findings'],
+  },
+};
+
+/**
+ * Review → triage → fix, in rounds, each step persisted so a restart resumes it: every angle
+ * reviews the diff of the round (round 1: the whole PR; later rounds: only the fix), triage
+ * gives every finding a verdict, and `fix_now` findings are fixed by the build agent, guarded
+ * by a code check of the fix diff, while review rounds are left to look at the fix.
+ */
+export async function runReviewStage(deps: ReviewStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  try {
+    return await review(deps, item, signal);
+  } catch (error) {
+    const outcome = classifyStageError(error);
+    deps.log.warn({ err: error, itemId: item.id, outcome: outcome.kind }, 'review stage error');
+    return outcome;
+  }
+}
+
+async function review(deps: ReviewStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  const { store } = deps;
+  const log = deps.log.child({ itemId: item.id, stage: 'review' });
+  const repo = deps.repos.find((r) => r.fullName === item.repo);
+  if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
+  const ws = await deps.workspace.prepare({ id: item.id, title: item.title, repo });
+  const budget: CallBudget = { itemId: item.id, stage: 'review', stageBudgetUsd: deps.review.budgetUsd, itemBudgetUsd: deps.itemBudgetUsd };
+  const repoFiles = new Map<string, string>();
+  for (const path of await deps.workspace.listFromDefaultBranch(repo, REPO_ANGLES_DIR)) {
+    if (!path.endsWith('.md')) continue;
+    const text = await deps.workspace.readFromDefaultBranch(repo, path);
+    if (text !== undefined) repoFiles.set(path, text);
+  }
+  const { angles, skipped } = loadAngles({ repoFiles });
+  if (skipped.length > 0) log.warn({ skipped }, 'some review angles were skipped');
+
+  for (;;) {
+    if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
+    let round = store.findings.lastRound(item.id);
+    if (round?.status === 'done') break;
+    if (!round || round.status === 'fixed') {
+      const number = (round?.round ?? 0) + 1;
+      const head = await deps.workspace.headSha(ws.path);
+      round = store.findings.startRound(item.id, number, round?.headSha ?? ws.baseSha, head);
+      log.info({ round: number, base: round.baseSha, head }, 'review round started');
+    }
+    const current = store.findings.lastRound(item.id)!;
+    const diff = await deps.workspace.diff(ws.path, current.baseSha);
+
+    if (current.status === 'reviewing') {
+      // The guard's flags on the fix that led to this round are findings of this round.
+      if (current.round > 1 && !current.anglesDone.includes(GUARD_ANGLE)) {
+        // One finding per file and kind (a rewritten test file can yield hundreds of flags).
+        const flags = [...new Map(inspectFixDiff(diff).map((f) => [`${f.kind} ${f.file}`, f])).values()].slice(0, MAX_GUARD_FINDINGS);
+        store.findings.recordAngle({
+          itemId: item.id,
+          round: current.round,
+          prNumber: item.prNumber,
+          headSha: current.headSha,
+          angle: GUARD_ANGLE,
+          findings: flags.map((f) => ({
+            angle: GUARD_ANGLE,
+            file: f.file,
+            lineStart: f.line ?? null,
+            lineEnd: f.line ?? null,
+            severity: 'high',
+            title: `The fix ${f.detail}`,
+            evidence: f.evidence,
+            failure: `A check was weakened instead of the code being fixed (${f.kind}).`,
+            suggestedFix: 'Restore the check and fix the code it tests.',
+            confidence: 1,
+          })),
+        });
+        if (flags.length > 0) log.warn({ flags: flags.map((f) => f.kind) }, 'the fix touched tests or checks');
+      }
+      const context = renderPrompt(loadPrompt('review/context'), {
+        repo: repo.fullName,
+        guidelines: fenceData(await readGuidelines(deps.workspace, repo), 'guidelines'),
+        request: fenceData(item.request, 'request'),
+        diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff'),
+        files: fenceData(await changedFiles(deps.workspace, ws.path, diff), 'files'),
+      });
+      const outcome = await runReviewers(deps, item, current.round, current.headSha, angles, current.anglesDone, context, budget, signal, log);
+      if (outcome) return outcome;
+      const triaged = await triage(deps, item, current.round, diff, budget, signal);
+      if (triaged) return triaged;
+      // The PR shows where the review stands after every round, in one comment.
+      await publishSummary(deps, item, repo);
+    }
+
+    const afterTriage = store.findings.lastRound(item.id)!;
+    const fixNow = store.findings.ofRound(item.id, afterTriage.round).filter((f) => f.verdict === 'fix_now' && f.status === 'open');
+    if (fixNow.length === 0 || afterTriage.round >= deps.review.rounds) {
+      // A clean round, or no rounds left to review a fix: what is still open stays open, on the card.
+      store.findings.setRoundStatus(item.id, afterTriage.round, 'done');
+      break;
+    }
+    const fixed = await fix(deps, item, ws.path, ws.branch, afterTriage.round, fixNow, signal, log);
+    if (fixed) return fixed;
+  }
+
+  const summary = await publishSummary(deps, item, repo);
+  log.info({ verdict: summary.verdict, byStatus: summary.byStatus }, 'review finished');
+  return { kind: 'done' };
+}
+
+/** Stores the card summary and brings the sticky PR comment up to date. */
+async function publishSummary(deps: ReviewStageDeps, item: Item, repo: RepoName): Promise<ReviewSummary> {
+  const { store } = deps;
+  const summary = summarize(store.findings.ofItem(item.id), store.findings.lastRound(item.id)?.round ?? 0, store.items.review(item.id).summary as { verdict?: string; judgment?: string | null } | null);
+  store.items.setReviewSummary(item.id, summary);
+  const current = store.items.get(item.id)!;
+  if (current.prNumber !== null) {
+    const commentId = await deps.github.ensureStickyComment({
+      repo,
+      number: current.prNumber,
+      marker: reviewMarker(item.id),
+      body: stickyComment(summary, store.findings.ofItem(item.id)),
+      knownId: store.items.review(item.id).commentId,
+    });
+    store.items.setReviewCommentId(item.id, commentId);
+  }
+  return summary;
+}
+
+async function runReviewers(
+  deps: ReviewStageDeps,
+  item: Item,
+  round: number,
+  headSha: string,
+  angles: readonly ReviewAngle[],
+  done: readonly string[],
+  context: string,
+  budget: CallBudget,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<StageOutcome | undefined> {
+  const pending = angles.filter((a) => !done.includes(a.name));
+  const reviewOne = async (angle: ReviewAngle): Promise<StageOutcome | undefined> => {
+    const result = await meteredCall(deps.agent, budget, {
+      model: deps.models.review,
+      maxTokens: deps.review.maxOutputTokens,
+      // Tools and the shared context are one cached prefix, identical for every angle; only
+      // the angle's checklist comes after the breakpoint.
+      tools: [REPORT_TOOL],
+      system: [{ type: 'text', text: context, cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: `Review angle: ${angle.name}\n\n${angle.checklist}` }] }],
+      toolChoice: { type: 'tool', name: 'report_findings' },
+      signal,
+    });
+    if (result.kind === 'limit') return { kind: 'failed', reason: `stopped by the ${result.stop.limit.replace('-', ' ')} limit: ${result.stop.message}` };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
+    const call = result.response.content.find((b) => b.type === 'tool_use');
+    const parsed = reportSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
+    if (!parsed.success) return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
+    const findings: NewFinding[] = parsed.data.findings.map((f) => ({
+      angle: angle.name,
+      file: f.file,
+      lineStart: f.line_start ?? null,
+      lineEnd: f.line_end ?? f.line_start ?? null,
+      severity: f.severity,
+      title: f.title,
+      evidence: f.evidence,
+      failure: f.failure,
+      suggestedFix: f.suggested_fix,
+      confidence: f.confidence,
+    }));
+    deps.store.findings.recordAngle({ itemId: item.id, round, prNumber: item.prNumber, headSha, angle: angle.name, findings });
+    log.info({ angle: angle.name, findings: findings.length }, 'reviewer done');
+    deps.notifier.notify(item, { kind: 'progress', stage: `review round ${round}`, turn: angles.length - pending.length + (++finished), maxTurns: angles.length, itemUsd: deps.store.ledger.itemUsd(item.id) });
+    return undefined;
+  };
+  let finished = 0;
+  const [first, ...rest] = pending;
+  if (!first) return undefined;
+  // The first reviewer writes the shared prefix to the cache; the others start once its
+  // reply (and so its cache write) has landed, and read it instead of each writing it.
+  const firstOutcome = await reviewOne(first);
+  if (firstOutcome) return firstOutcome;
+  let outcome: StageOutcome | undefined;
+  const queue = [...rest];
+  const worker = async () => {
+    for (let angle = queue.shift(); angle && !outcome && !signal.aborted; angle = queue.shift()) outcome ??= await reviewOne(angle);
+  };
+  await Promise.all(Array.from({ length: Math.min(deps.review.concurrency, queue.length) }, worker));
+  if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
+  return outcome;
+}
+
+async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: string, budget: CallBudget, signal: AbortSignal): Promise<StageOutcome | undefined> {
+  const { store } = deps;
+  const findings = store.findings.ofRound(item.id, round);
+  let verdict: ReviewSummary['verdict'] = 'ready';
+  let judgment: string | null = null;
+  if (findings.length > 0) {
+    const listing = findings.map((f) => ({ id: f.id, angle: f.angle, file: f.file, lines: [f.lineStart, f.lineEnd], severity: f.severity, title: f.title, evidence: f.evidence, failure: f.failure, suggested_fix: f.suggestedFix, confidence: f.confidence }));
+    const result = await meteredCall(deps.agent, budget, {
+      model: deps.models.review,
+      maxTokens: deps.review.maxOutputTokens,
+      tools: [TRIAGE_TOOL],
+      system: [{ type: 'text', text: renderPrompt(loadPrompt('triage'), { request: fenceData(item.request, 'request'), findings: fenceData(JSON.stringify(listing, null, 1), 'findings'), diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff') }) }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: `Triage the ${findings.length} findings of review round ${round}.` }] }],
+      toolChoice: { type: 'tool', name: 'report_triage' },
+      signal,
+    });
+    if (result.kind === 'limit') return { kind: 'failed', reason: `stopped by the ${result.stop.limit.replace('-', ' ')} limit: ${result.stop.message}` };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
+    const call = result.response.content.find((b) => b.type === 'tool_use');
+    const parsed = triageSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
+    if (!parsed.success) return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };
+    verdict = parsed.data.verdict;
+    judgment = parsed.data.judgment ?? null;
+    const ids = new Set(findings.map((f) => f.id));
+    store.transaction(() => {
+      for (const v of parsed.data.findings) {
+        if (!ids.has(v.id)) continue;
+        const mergedInto = v.merged_into !== undefined && v.merged_into !== null && v.merged_into !== v.id && ids.has(v.merged_into) ? v.merged_into : null;
+        store.findings.setVerdict(v.id, v.verdict, v.reason, mergedInto);
+      }
+      // Real but separate work becomes a proposed item, linked to this one, for the human to accept.
+      for (const f of store.findings.ofRound(item.id, round)) {
+        if (f.verdict !== 'backlog' || f.status !== 'open') continue;
+        const proposed = store.items.create({
+          repo: item.repo,
+          title: f.title.slice(0, 80),
+          request: `Found while reviewing #${item.id} (${f.angle}, ${f.severity}) in ${f.file}${f.lineStart ? `:${f.lineStart}` : ''}.\n\n${f.failure}\n\nEvidence:\n${f.evidence}\n\nSuggested fix: ${f.suggestedFix}`,
+          chatId: item.chatId,
+          createdBy: item.createdBy,
+          state: 'proposed',
+          parentItemId: item.id,
+        });
+        store.findings.markBacklogged(f.id, proposed.id);
+      }
+    });
+  }
+  store.transaction(() => {
+    store.items.setReviewSummary(item.id, { verdict, judgment });
+    store.findings.setRoundStatus(item.id, round, 'triaged');
+  });
+  return undefined;
+}
+
+async function fix(
+  deps: ReviewStageDeps,
+  item: Item,
+  path: string,
+  branch: string,
+  round: number,
+  fixNow: readonly Finding[],
+  signal: AbortSignal,
+  log: Logger,
+): Promise<StageOutcome | undefined> {
+  const { store } = deps;
+  if (store.items.get(item.id)?.state === 'reviewing') store.items.transition(item.id, 'fixing', `fixing ${fixNow.length} findings of round ${round}`);
+  const tools = await deps.createTools(path);
+  let outcome;
+  try {
+    outcome = await runAgent(
+      { ...deps.agent, log },
+      {
+        itemId: item.id,
+        stage: `fix-${round}`,
+        model: deps.models.fix,
+        system: renderPrompt(loadPrompt('fix'), {}),
+        initialMessage: fixRequest(fixNow),
+        tools: tools.tools,
+        executors: tools.executors,
+        limits: { ...deps.fixLimits, stageBudgetUsd: deps.review.fixBudgetUsd, itemBudgetUsd: deps.itemBudgetUsd },
+        signal,
+        onTurn: (p) => deps.notifier.notify(item, { kind: 'progress', stage: `fix round ${round}`, ...p }),
+      },
+    );
+  } finally {
+    await tools.close();
+  }
+  switch (outcome.kind) {
+    case 'aborted':
+      return { kind: 'retry-later', reason: 'stopped by request' };
+    case 'retry-later':
+      return { kind: 'retry-later', reason: outcome.message };
+    case 'failed':
+      return { kind: 'failed', reason: `the fix failed: ${outcome.message}` };
+    case 'limit':
+      return { kind: 'failed', reason: `the fix was stopped by the ${outcome.limit.replace('-', ' ')} limit: ${outcome.message}` };
+    case 'done':
+      break;
+  }
+  if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
+  await deps.workspace.commitAll(path, `Fix review findings (round ${round})\n\nnightshift item #${item.id}`);
+  await deps.workspace.push(path, branch);
+  const sha = await deps.workspace.headSha(path);
+  store.transaction(() => {
+    for (const f of fixNow) store.findings.markFixed(f.id, sha);
+    store.findings.setRoundFixed(item.id, round, sha);
+    const current = store.items.get(item.id)!;
+    if (current.prNumber !== null && current.prUrl !== null && current.branch !== null) {
+      store.items.setPullRequest(item.id, { branch: current.branch, number: current.prNumber, url: current.prUrl, headSha: sha });
+    }
+    if (current.state === 'fixing') store.items.transition(item.id, 'reviewing', `fix pushed (${sha.slice(0, 7)}); reviewing the fix`);
+  });
+  log.info({ round, sha, fixed: fixNow.length }, 'fix pushed');
+  return undefined;
+}
+
+function fixRequest(findings: readonly Finding[]): string {
+  const list = findings
+    .map((f, i) => `${i + 1}. [${f.severity}] ${f.title}\n   ${f.file}${f.lineStart ? `:${f.lineStart}${f.lineEnd && f.lineEnd !== f.lineStart ? `-${f.lineEnd}` : ''}` : ''}\n   Failure: ${f.failure}\n   Evidence:\n${indent(f.evidence)}\n   Suggested fix: ${f.suggestedFix}`)
+    .join('\n\n');
+  return `Reviewers found these problems in the change on this branch. Fix each of them.\n\n<findings>\n${fenceData(list, 'findings')}\n</findings>`;
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((l) => `      ${l}`).join('\n');
+}
+
+/** The changed files as committed at HEAD, with line numbers, within a size budget. */
+async function changedFiles(workspace: Workspace, path: string, diff: string): Promise<string> {
+  const files = [...new Set([...diff.matchAll(/^\+\+\+ b\/(.+)$/gm)].map((m) => m[1]!))];
+  const parts: string[] = [];
+  let size = 0;
+  for (const file of files) {
+    const text = await workspace.readAtHead(path, file);
+    if (text === undefined) continue;
+    const numbered = text.split('\n').map((line, i) => `${String(i + 1).padStart(5)}  ${line}`).join('\n');
+    const part = `--- ${file} ---\n${numbered}`;
+    if (size + part.length > REVIEW_FILES_MAX_CHARS) {
+      parts.push(`--- ${file} --- (omitted: the files shown already fill the review context)`);
+      continue;
+    }
+    size += part.length;
+    parts.push(part);
+  }
+  return parts.join('\n\n') || '(no text files changed)';
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}\n… (cut at ${max} characters)`;
+}
+
+/** Marker of the sticky review comment of an item's PR. */
+export function reviewMarker(itemId: number): string {
+  return `<!-- nightshift:review:${itemId} -->`;
+}
+
+const SEVERITY_RANK: Record<string, number> = { critical: 0, high: 1, medium: 2, low: 3 };
+
+/** The compact summary: verdict first, counts, and the three lines that matter most. */
+export function summarize(findings: readonly Finding[], rounds: number, triaged: { verdict?: string; judgment?: string | null } | null): ReviewSummary {
+  const live = findings.filter((f) => f.status !== 'merged');
+  const count = (key: (f: Finding) => string) => live.reduce<Record<string, number>>((acc, f) => ({ ...acc, [key(f)]: (acc[key(f)] ?? 0) + 1 }), {});
+  const open = live.filter((f) => f.status === 'open' && f.verdict !== 'ignore');
+  const guardFlags = live.filter((f) => f.angle === GUARD_ANGLE).length;
+  const verdict: ReviewSummary['verdict'] =
+    triaged?.verdict === 'needs_judgment' || guardFlags > 0 ? 'needs_judgment' : open.length > 0 ? 'ready_with_open_items' : 'ready';
+  const important = [...live]
+    .filter((f) => f.status !== 'ignored')
+    .sort((a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9))
+    .slice(0, 3)
+    .map((f) => `${f.status === 'fixed' ? 'fixed' : f.status === 'backlogged' ? 'backlog' : 'OPEN'} · ${f.severity} · ${f.title} (${f.file}${f.lineStart ? `:${f.lineStart}` : ''})`);
+  return {
+    verdict,
+    judgment: triaged?.judgment ?? (guardFlags > 0 ? 'the fix changed tests or checks; look at it' : null),
+    rounds,
+    bySeverity: count((f) => f.severity),
+    byStatus: count((f) => f.status),
+    guardFlags,
+    top: important,
+  };
+}
+
+/** The sticky PR comment: fixed (with commit), backlog, ignored with reasons, still open. */
+export function stickyComment(summary: ReviewSummary, findings: readonly Finding[]): string {
+  const line = (f: Finding) => `- **${f.severity}** ${f.title} (\`${f.file}${f.lineStart ? `:${f.lineStart}` : ''}\`, ${f.angle})`;
+  const section = (title: string, list: readonly Finding[], extra: (f: Finding) => string) =>
+    list.length === 0 ? [] : [`### ${title} (${list.length})`, ...list.map((f) => `${line(f)}${extra(f)}`), ''];
+  const live = findings.filter((f) => f.status !== 'merged');
+  return [
+    `## nightshift review: ${summary.verdict.replaceAll('_', ' ')}`,
+    summary.judgment ? `\n**Needs your judgment:** ${summary.judgment}\n` : '',
+    `${live.length} findings over ${summary.rounds} round${summary.rounds === 1 ? '' : 's'}.`,
+    '',
+    ...section('Fixed now', live.filter((f) => f.status === 'fixed'), (f) => ` — fixed in ${f.fixedSha?.slice(0, 7) ?? '?'}`),
+    ...section('Still open', live.filter((f) => f.status === 'open' && f.verdict !== 'ignore'), (f) => (f.verdictReason ? ` — ${f.verdictReason}` : '')),
+    ...section('Left for the backlog', live.filter((f) => f.status === 'backlogged'), (f) => ` — proposed as #${f.backlogItemId}`),
+    ...section('Ignored', live.filter((f) => f.status === 'ignored'), (f) => ` — ${f.verdictReason ?? ''}`),
+  ].join('\n');
+}
