@@ -22,13 +22,20 @@ export interface BudgetStop {
  * Whether a call of this request could cross the stage or item cap: persisted spend plus the
  * call's worst case (all input at the dearest rate, the full max_tokens of output).
  */
-export function checkBudget(store: Store, budget: CallBudget, request: Omit<ModelRequest, 'signal'>, price: ModelPrice): BudgetStop | undefined {
+export function checkBudget(
+  store: Store,
+  budget: CallBudget,
+  request: Omit<ModelRequest, 'signal'>,
+  price: ModelPrice,
+  /** Worst cases of calls already in flight alongside this one. */
+  inFlightUsd = 0,
+): BudgetStop | undefined {
   const worst = worstCaseCostUsd(estimateInputTokens(request), request.maxTokens, price);
-  const stageUsd = store.ledger.stageUsd(budget.itemId, budget.stage);
+  const stageUsd = store.ledger.stageUsd(budget.itemId, budget.stage) + inFlightUsd;
   if (stageUsd + worst > budget.stageBudgetUsd) {
     return { limit: 'stage-budget', message: `spent $${stageUsd.toFixed(2)} of the $${budget.stageBudgetUsd.toFixed(2)} ${budget.stage} budget; the next call could cost up to $${worst.toFixed(2)}` };
   }
-  const itemUsd = store.ledger.itemUsd(budget.itemId);
+  const itemUsd = store.ledger.itemUsd(budget.itemId) + inFlightUsd;
   if (itemUsd + worst > budget.itemBudgetUsd) {
     return { limit: 'item-budget', message: `spent $${itemUsd.toFixed(2)} of the $${budget.itemBudgetUsd.toFixed(2)} item budget; the next call could cost up to $${worst.toFixed(2)}` };
   }
@@ -54,11 +61,15 @@ export async function meteredCall(
   deps: { model: ModelClient; store: Store; prices: Readonly<Record<string, ModelPrice>> },
   budget: CallBudget,
   request: ModelRequest,
+  /** Shared by calls made in parallel: each counts the others' worst cases as spent. */
+  reservation: { usd: number } = { usd: 0 },
 ): Promise<MeteredOutcome> {
   const price = priceFor(request.model, deps.prices);
   if (!price) return { kind: 'failed', message: `no price is known for model ${request.model}` };
-  const stop = checkBudget(deps.store, budget, request, price);
+  const stop = checkBudget(deps.store, budget, request, price, reservation.usd);
   if (stop) return { kind: 'limit', stop };
+  const worst = worstCaseCostUsd(estimateInputTokens(request), request.maxTokens, price);
+  reservation.usd += worst;
   try {
     const response = await deps.model.complete(request);
     deps.store.ledger.record({ itemId: budget.itemId, stage: budget.stage, model: response.model, ...response.usage, batch: false, costUsd: costUsd(response.usage, price), requestId: response.requestId });
@@ -66,5 +77,7 @@ export async function meteredCall(
   } catch (error) {
     if (error instanceof PartialCallError) recordPartialCall(deps.store, budget, error, price);
     return classifyModelError(error);
+  } finally {
+    reservation.usd -= worst;
   }
 }

@@ -264,6 +264,8 @@ async function runReviewers(
   log: Logger,
 ): Promise<StageOutcome | undefined> {
   const pending = angles.filter((a) => !done.includes(a.name));
+  // Reviewers in flight count against the budget together, not each on its own.
+  const reservation = { usd: 0 };
   const reviewOne = async (angle: ReviewAngle): Promise<StageOutcome | undefined> => {
     const result = await meteredCall(deps.agent, budget, {
       model: deps.models.review,
@@ -275,7 +277,7 @@ async function runReviewers(
       messages: [{ role: 'user', content: [{ type: 'text', text: `Review angle: ${angle.name}\n\n${angle.checklist}` }] }],
       toolChoice: { type: 'tool', name: 'report_findings' },
       signal,
-    });
+    }, reservation);
     if (result.kind === 'limit') return { kind: 'failed', reason: `stopped by the ${result.stop.limit.replace('-', ' ')} limit: ${result.stop.message}` };
     if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
