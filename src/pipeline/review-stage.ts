@@ -146,8 +146,10 @@ export async function runReviewStage(deps: ReviewStageDeps, item: Item, signal: 
   }
 }
 
-async function review(deps: ReviewStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): Promise<StageOutcome> {
   const { store } = deps;
+  // The runner's copy may predate the build that just opened the PR.
+  const item = store.items.get(stale.id) ?? stale;
   const log = deps.log.child({ itemId: item.id, stage: 'review' });
   const repo = deps.repos.find((r) => r.fullName === item.repo);
   if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
@@ -159,23 +161,36 @@ async function review(deps: ReviewStageDeps, item: Item, signal: AbortSignal): P
     const text = await deps.workspace.readFromDefaultBranch(repo, path);
     if (text !== undefined) repoFiles.set(path, text);
   }
-  const { angles, skipped } = loadAngles({ repoFiles });
+  const loaded = loadAngles({ repoFiles });
+  // "guard" is the code check's own angle; an angle file may not speak in its name.
+  const angles = loaded.angles.filter((a) => a.name !== GUARD_ANGLE);
+  const skipped = [...loaded.skipped, ...loaded.angles.filter((a) => a.name === GUARD_ANGLE).map((a) => ({ path: a.name, reason: 'the name guard is reserved' }))];
   if (skipped.length > 0) log.warn({ skipped }, 'some review angles were skipped');
 
   for (;;) {
     if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
     let round = store.findings.lastRound(item.id);
-    if (round?.status === 'done') break;
-    if (!round || round.status === 'fixed') {
+    if (round?.status === 'done') {
+      // Reviewed already, unless the head moved since (back from ready, or rebuilt): then
+      // what changed since the reviewed head is reviewed in a new round.
+      const head = await deps.workspace.headSha(ws.path);
+      if (head === (round.fixSha ?? round.headSha)) break;
+    }
+    if (!round || round.status === 'fixed' || round.status === 'done') {
       const number = (round?.round ?? 0) + 1;
       const head = await deps.workspace.headSha(ws.path);
-      round = store.findings.startRound(item.id, number, round?.headSha ?? ws.baseSha, head);
+      // After a fix, the new round reviews the fix alone (from the head the last round reviewed).
+      const base = !round ? ws.baseSha : round.status === 'fixed' ? round.headSha : (round.fixSha ?? round.headSha);
+      round = store.findings.startRound(item.id, number, base, head);
       log.info({ round: number, base: round.baseSha, head }, 'review round started');
     }
     const current = store.findings.lastRound(item.id)!;
     const diff = await deps.workspace.diff(ws.path, current.baseSha);
 
-    if (current.status === 'reviewing') {
+    if (current.status === 'reviewing' && diff.trim() === '') {
+      // Nothing changed since the last reviewed head: nothing to pay reviewers for.
+      store.findings.setRoundStatus(item.id, current.round, 'triaged');
+    } else if (current.status === 'reviewing') {
       // The guard's flags on the fix that led to this round are findings of this round.
       if (current.round > 1 && !current.anglesDone.includes(GUARD_ANGLE)) {
         // One finding per file and kind (a rewritten test file can yield hundreds of flags).
@@ -223,7 +238,7 @@ async function review(deps: ReviewStageDeps, item: Item, signal: AbortSignal): P
       store.findings.setRoundStatus(item.id, afterTriage.round, 'done');
       break;
     }
-    const fixed = await fix(deps, item, ws.path, ws.branch, afterTriage.round, fixNow, signal, log);
+    const fixed = await fix(deps, item, ws.path, ws.branch, afterTriage.round, afterTriage.headSha, fixNow, signal, log);
     if (fixed) return fixed;
   }
 
@@ -322,6 +337,7 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
   const findings = store.findings.ofRound(item.id, round);
   let verdict: ReviewSummary['verdict'] = 'ready';
   let judgment: string | null = null;
+  let updates: Array<{ id: number; verdict: (typeof VERDICTS)[number]; reason: string; mergedInto: number | null }> = [];
   if (findings.length > 0) {
     const listing = findings.map((f) => ({ id: f.id, angle: f.angle, file: f.file, lines: [f.lineStart, f.lineEnd], severity: f.severity, title: f.title, evidence: f.evidence, failure: f.failure, suggested_fix: f.suggestedFix, confidence: f.confidence }));
     const result = await meteredCall(deps.agent, budget, {
@@ -340,31 +356,51 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
     if (!parsed.success) return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };
     verdict = parsed.data.verdict;
     judgment = parsed.data.judgment ?? null;
-    const ids = new Set(findings.map((f) => f.id));
-    store.transaction(() => {
-      for (const v of parsed.data.findings) {
-        if (!ids.has(v.id)) continue;
-        const mergedInto = v.merged_into !== undefined && v.merged_into !== null && v.merged_into !== v.id && ids.has(v.merged_into) ? v.merged_into : null;
-        store.findings.setVerdict(v.id, v.verdict, v.reason, mergedInto);
-      }
-      // Real but separate work becomes a proposed item, linked to this one, for the human to accept.
-      for (const f of store.findings.ofRound(item.id, round)) {
-        if (f.verdict !== 'backlog' || f.status !== 'open') continue;
-        const proposed = store.items.create({
-          repo: item.repo,
-          title: f.title.slice(0, 80),
-          request: `Found while reviewing #${item.id} (${f.angle}, ${f.severity}) in ${f.file}${f.lineStart ? `:${f.lineStart}` : ''}.\n\n${f.failure}\n\nEvidence:\n${f.evidence}\n\nSuggested fix: ${f.suggestedFix}`,
-          chatId: item.chatId,
-          createdBy: item.createdBy,
-          state: 'proposed',
-          parentItemId: item.id,
-        });
-        store.findings.markBacklogged(f.id, proposed.id);
-      }
+    const byId = new Map(findings.map((f) => [f.id, f]));
+    const replies = new Map(parsed.data.findings.filter((v) => byId.has(v.id)).map((v) => [v.id, v]));
+    // A duplicate merges only into a finding that is itself kept (no chains, no cycles), and
+    // the code guard's findings are facts: triage can neither merge nor ignore them.
+    const mergeTarget = (id: number): number | null => {
+      const target = replies.get(id)?.merged_into;
+      if (target === undefined || target === null || target === id || !byId.has(target)) return null;
+      const targetMerges = replies.get(target)?.merged_into;
+      return targetMerges === undefined || targetMerges === null || targetMerges === target ? target : null;
+    };
+    updates = [...replies.values()].map((v) => {
+      const guard = byId.get(v.id)!.angle === GUARD_ANGLE;
+      return {
+        id: v.id,
+        verdict: guard && v.verdict === 'ignore' ? ('fix_now' as const) : v.verdict,
+        reason: v.reason,
+        mergedInto: guard ? null : mergeTarget(v.id),
+      };
     });
   }
+  // Verdicts, backlog items and the round's state in one transaction: a crash never leads to
+  // a second, paid triage or to a proposed item made twice.
+  const previous = store.items.review(item.id).summary as { verdict?: string; judgment?: string | null } | null;
   store.transaction(() => {
-    store.items.setReviewSummary(item.id, { verdict, judgment });
+    for (const u of updates) store.findings.setVerdict(u.id, u.verdict, u.reason, u.mergedInto);
+    // Real but separate work becomes a proposed item, linked to this one, for the human to accept.
+    for (const f of store.findings.ofRound(item.id, round)) {
+      if (f.verdict !== 'backlog' || f.status !== 'open') continue;
+      const proposed = store.items.create({
+        repo: item.repo,
+        title: f.title.slice(0, 80),
+        request: `Found while reviewing #${item.id} (${f.angle}, ${f.severity}) in ${f.file}${f.lineStart ? `:${f.lineStart}` : ''}.\n\n${f.failure}\n\nEvidence:\n${f.evidence}\n\nSuggested fix: ${f.suggestedFix}`,
+        chatId: item.chatId,
+        createdBy: item.createdBy,
+        state: 'proposed',
+        parentItemId: item.id,
+      });
+      store.findings.markBacklogged(f.id, proposed.id);
+    }
+    // A question for the human, once asked, stays on the card through later rounds.
+    const keepJudgment = previous?.verdict === 'needs_judgment';
+    store.items.setReviewSummary(item.id, {
+      verdict: keepJudgment ? 'needs_judgment' : verdict,
+      judgment: [keepJudgment ? previous?.judgment : null, judgment].filter(Boolean).join(' · ') || null,
+    });
     store.findings.setRoundStatus(item.id, round, 'triaged');
   });
   return undefined;
@@ -376,6 +412,7 @@ async function fix(
   path: string,
   branch: string,
   round: number,
+  reviewedHead: string,
   fixNow: readonly Finding[],
   signal: AbortSignal,
   log: Logger,
@@ -417,8 +454,15 @@ async function fix(
   }
   if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
   await deps.workspace.commitAll(path, `Fix review findings (round ${round})\n\nnightshift item #${item.id}`);
-  await deps.workspace.push(path, branch);
   const sha = await deps.workspace.headSha(path);
+  if (sha === reviewedHead) {
+    // The fix changed nothing: its findings stay open (on the card), and there is nothing new to review.
+    if (store.items.get(item.id)?.state === 'fixing') store.items.transition(item.id, 'reviewing', 'the fix changed nothing');
+    store.findings.setRoundStatus(item.id, round, 'done');
+    log.warn({ round }, 'the fix agent changed nothing; findings stay open');
+    return undefined;
+  }
+  await deps.workspace.push(path, branch);
   store.transaction(() => {
     for (const f of fixNow) store.findings.markFixed(f.id, sha);
     store.findings.setRoundFixed(item.id, round, sha);

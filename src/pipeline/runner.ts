@@ -59,9 +59,11 @@ export function createRunner(deps: {
     current = { item, done, abort: itemAbort };
     void done.finally(() => {
       if (current?.item.id === item.id) current = undefined;
-      const next = abort.signal.aborted ? undefined : pendingResumes.shift();
-      const resumed = next === undefined ? undefined : store.items.get(next);
-      if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
+      // The next interrupted review still waiting (items cancelled meanwhile are skipped).
+      while (!abort.signal.aborted && !current && pendingResumes.length > 0) {
+        const resumed = store.items.get(pendingResumes.shift()!);
+        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
+      }
     });
   }
 

@@ -103,7 +103,10 @@ export interface Workspace {
   readFromDefaultBranch(repo: RepoName, file: string): Promise<string | undefined>;
   /** Paths of the files directly in `dir` on the repo's default branch (e.g. `.nightshift/review`). */
   listFromDefaultBranch(repo: RepoName, dir: string): Promise<string[]>;
-  /** The unified diff from `baseSha` to the worktree's HEAD (committed changes only). */
+  /**
+   * The unified diff from `baseSha` to the worktree's HEAD (committed changes only), always as
+   * text: a `.gitattributes` marking paths `-diff` or binary cannot hide a change from review.
+   */
   diff(path: string, baseSha: string): Promise<string>;
   /** A file as committed at the worktree's HEAD (not the working copy), or undefined. */
   readAtHead(path: string, file: string): Promise<string | undefined>;
@@ -536,7 +539,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       const wt = resolveWorktree(path);
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
-        return inWorktree(wt, ['diff', '--no-ext-diff', '--no-textconv', '--no-color', '--find-renames', baseSha, 'HEAD', '--']);
+        return inWorktree(wt, ['diff', '--text', '--no-ext-diff', '--no-textconv', '--no-color', '--find-renames', baseSha, 'HEAD', '--']);
       });
     },
 

@@ -45,12 +45,17 @@ const finding = (file: string, line: number, severity: string, title: string) =>
   confidence: 0.9,
 });
 
+/** When the first reviewer's reply was made (the other reviewers must come after it). */
+let firstReviewerAnsweredAt = Number.POSITIVE_INFINITY;
+
 /** The model's side of the whole story, answered by what each request is. */
-function script(): void {
+function script(options: { fixDoesNothing?: boolean } = {}): void {
   let build = 0;
   let fix = 0;
+  firstReviewerAnsweredAt = Number.POSITIVE_INFINITY;
   anthropic.onRequest((req) => {
     const b = body(req);
+    if (isFix(req) && options.fixDoesNothing) return text('not changed: I do not think this is a bug.');
     if (isFix(req)) {
       fix += 1;
       if (fix === 1) return tool('str_replace_based_edit_tool', { command: 'str_replace', path: 'src/avg.js', old_str: '(values.length + 1)', new_str: 'values.length' });
@@ -63,6 +68,7 @@ function script(): void {
       return text('Summary: added avg.\nTests: none.\nNotes: none');
     }
     if (b.tool_choice?.name === 'report_findings') {
+      if (reviewerCalls().length === 1) firstReviewerAnsweredAt = Date.now();
       const round = reviewerCalls().filter((r) => angleOf(r) === angleOf(req)).length;
       if (round > 1) return tool('report_findings', { findings: [] });
       switch (angleOf(req)) {
@@ -166,6 +172,7 @@ describe('review → triage → fix, end to end', () => {
       expect(JSON.stringify(body(r).system)).toBe(JSON.stringify(body(first[0]!).system));
     }
     expect(first[0]!.usage!.cache_creation_input_tokens).toBeGreaterThan(0);
+    for (const r of first.slice(1)) expect(r.at).toBeGreaterThanOrEqual(firstReviewerAnsweredAt);
     for (const r of first.slice(1)) {
       expect(r.usage!.cache_read_input_tokens).toBeGreaterThan(0);
       expect(r.usage!.cache_creation_input_tokens).toBe(0);
@@ -215,5 +222,23 @@ describe('review → triage → fix, end to end', () => {
       }, 0);
     console.log(`review stage: $${ledger.toFixed(4)} with the shared cached prefix, $${uncached.toFixed(4)} without`);
     expect(ledger).toBeLessThan(uncached);
+  });
+
+  it('leaves findings open when the fix changes nothing, and does not review an empty diff', { timeout: 90_000 }, async () => {
+    script({ fixDoesNothing: true });
+    const proc = await startBot();
+    telegram.pushMessage(ALICE, 'Add an average function');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await waitForMessage(/Reviewed and ready for you/, 'the item to be ready');
+    await proc.stop();
+    expect(reviewerCalls()).toHaveLength(4);
+    const db = new Database(join(dataDir, 'nightshift.db'), { readonly: true });
+    const correctness = db.prepare(`SELECT status, fixed_sha, pr_number FROM findings WHERE angle = 'correctness'`).get();
+    const summary = JSON.parse((db.prepare('SELECT review_summary FROM items WHERE id = 1').get() as { review_summary: string }).review_summary) as { verdict: string };
+    db.close();
+    expect(correctness).toEqual({ status: 'open', fixed_sha: null, pr_number: 1 });
+    expect(summary.verdict).toBe('ready_with_open_items');
+    expect(github.pulls[0]!.comments[0]!.body).toContain('Still open');
   });
 });
