@@ -6,7 +6,7 @@ import type { AgentLimitsConfig } from '../config.js';
 import { inspectFixDiff } from '../domain/inspect-fix-diff.js';
 import type { RepoName } from '../domain/parse-request.js';
 import type { GitHub } from '../github/create-github.js';
-import { meteredCall, type CallBudget } from '../llm/metered-call.js';
+import { meteredCall, type BudgetStop, type CallBudget } from '../llm/metered-call.js';
 import type { ToolParam } from '../llm/model-client.js';
 import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
@@ -68,7 +68,9 @@ const findingSchema = z.object({
   suggested_fix: z.string(),
   confidence: z.number().min(0).max(1),
 });
-const reportSchema = z.object({ findings: z.array(findingSchema) });
+// The report's shape is checked as a whole; each finding on its own, so one malformed finding
+// (a confidence of 1.2, a missing file) is dropped instead of failing a paid round.
+const reportSchema = z.object({ findings: z.array(z.unknown()) });
 const triageSchema = z.object({
   verdict: z.enum(['ready', 'ready_with_open_items', 'needs_judgment']),
   judgment: z.string().nullable().optional(),
@@ -223,10 +225,19 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
         diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff'),
         files: fenceData(await changedFiles(deps.workspace, ws.path, diff), 'files'),
       });
-      const outcome = await runReviewers(deps, item, current.round, current.headSha, angles, current.anglesDone, context, budget, signal, log);
+      const outcome = (await runReviewers(deps, item, current.round, current.headSha, angles, current.anglesDone, context, budget, signal, log)) ?? (await triage(deps, item, current.round, diff, budget, signal));
+      if (outcome?.kind === 'budget') {
+        // Out of review budget: the PR goes to the human as it is, with what was found so far
+        // open and the reason on the card, rather than failing after the money was spent.
+        const { reason } = outcome;
+        log.warn({ reason }, 'review stopped by its budget; handing the PR to the human');
+        store.transaction(() => {
+          store.items.setReviewSummary(item.id, { verdict: 'needs_judgment', judgment: reason });
+          store.findings.setRoundStatus(item.id, current.round, 'done');
+        });
+        break;
+      }
       if (outcome) return outcome;
-      const triaged = await triage(deps, item, current.round, diff, budget, signal);
-      if (triaged) return triaged;
       // The PR shows where the review stands after every round, in one comment.
       await publishSummary(deps, item, repo);
     }
@@ -245,6 +256,13 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
   const summary = await publishSummary(deps, item, repo);
   log.info({ verdict: summary.verdict, byStatus: summary.byStatus }, 'review finished');
   return { kind: 'done' };
+}
+
+/** A step of the review loop: a stage outcome, or "the review budget ran out" (the human decides). */
+type ReviewStep = StageOutcome | { readonly kind: 'budget'; readonly reason: string };
+
+function budgetStop(stop: BudgetStop): ReviewStep {
+  return { kind: 'budget', reason: `the review was stopped by the ${stop.limit.replace('-', ' ')} limit: ${stop.message}` };
 }
 
 /** Stores the card summary and brings the sticky PR comment up to date. */
@@ -277,11 +295,11 @@ async function runReviewers(
   budget: CallBudget,
   signal: AbortSignal,
   log: Logger,
-): Promise<StageOutcome | undefined> {
+): Promise<ReviewStep | undefined> {
   const pending = angles.filter((a) => !done.includes(a.name));
   // Reviewers in flight count against the budget together, not each on its own.
   const reservation = { usd: 0 };
-  const reviewOne = async (angle: ReviewAngle): Promise<StageOutcome | undefined> => {
+  const reviewOne = async (angle: ReviewAngle): Promise<ReviewStep | undefined> => {
     const result = await meteredCall(deps.agent, budget, {
       model: deps.models.review,
       maxTokens: deps.review.maxOutputTokens,
@@ -293,12 +311,17 @@ async function runReviewers(
       toolChoice: { type: 'tool', name: 'report_findings' },
       signal,
     }, reservation);
-    if (result.kind === 'limit') return { kind: 'failed', reason: `stopped by the ${result.stop.limit.replace('-', ' ')} limit: ${result.stop.message}` };
+    if (result.kind === 'limit') return budgetStop(result.stop);
     if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = reportSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
     if (!parsed.success) return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
-    const findings: NewFinding[] = parsed.data.findings.map((f) => ({
+    const valid = parsed.data.findings.flatMap((raw) => {
+      const one = findingSchema.safeParse(raw);
+      if (!one.success) log.warn({ angle: angle.name, issues: one.error.issues.map((i) => i.path.join('.')) }, 'dropped a malformed finding');
+      return one.success ? [one.data] : [];
+    });
+    const findings: NewFinding[] = valid.map((f) => ({
       angle: angle.name,
       file: f.file,
       lineStart: f.line_start ?? null,
@@ -322,7 +345,7 @@ async function runReviewers(
   // reply (and so its cache write) has landed, and read it instead of each writing it.
   const firstOutcome = await reviewOne(first);
   if (firstOutcome) return firstOutcome;
-  let outcome: StageOutcome | undefined;
+  let outcome: ReviewStep | undefined;
   const queue = [...rest];
   const worker = async () => {
     for (let angle = queue.shift(); angle && !outcome && !signal.aborted; angle = queue.shift()) outcome ??= await reviewOne(angle);
@@ -332,7 +355,7 @@ async function runReviewers(
   return outcome;
 }
 
-async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: string, budget: CallBudget, signal: AbortSignal): Promise<StageOutcome | undefined> {
+async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: string, budget: CallBudget, signal: AbortSignal): Promise<ReviewStep | undefined> {
   const { store } = deps;
   const findings = store.findings.ofRound(item.id, round);
   let verdict: ReviewSummary['verdict'] = 'ready';
@@ -349,7 +372,7 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
       toolChoice: { type: 'tool', name: 'report_triage' },
       signal,
     });
-    if (result.kind === 'limit') return { kind: 'failed', reason: `stopped by the ${result.stop.limit.replace('-', ' ')} limit: ${result.stop.message}` };
+    if (result.kind === 'limit') return budgetStop(result.stop);
     if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = triageSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);

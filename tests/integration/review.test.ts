@@ -49,7 +49,7 @@ const finding = (file: string, line: number, severity: string, title: string) =>
 let firstReviewerAnsweredAt = Number.POSITIVE_INFINITY;
 
 /** The model's side of the whole story, answered by what each request is. */
-function script(options: { fixDoesNothing?: boolean } = {}): void {
+function script(options: { fixDoesNothing?: boolean; stallThirdReviewer?: boolean } = {}): void {
   let build = 0;
   let fix = 0;
   firstReviewerAnsweredAt = Number.POSITIVE_INFINITY;
@@ -69,7 +69,10 @@ function script(options: { fixDoesNothing?: boolean } = {}): void {
     }
     if (b.tool_choice?.name === 'report_findings') {
       if (reviewerCalls().length === 1) firstReviewerAnsweredAt = Date.now();
-      const round = reviewerCalls().filter((r) => angleOf(r) === angleOf(req)).length;
+      // Answering the second reviewer arms the third to hang (reviewers run one at a time here).
+      if (options.stallThirdReviewer && reviewerCalls().length === 2) anthropic.failNext({ kind: 'stall' });
+      // Which round this angle is in: its earlier answered calls (a call lost to a crash doesn't count).
+      const round = reviewerCalls().filter((r) => r !== req && r.usage && angleOf(r) === angleOf(req)).length + 1;
       if (round > 1) return tool('report_findings', { findings: [] });
       switch (angleOf(req)) {
         case 'correctness':
@@ -240,5 +243,46 @@ describe('review → triage → fix, end to end', () => {
     expect(correctness).toEqual({ status: 'open', fixed_sha: null, pr_number: 1 });
     expect(summary.verdict).toBe('ready_with_open_items');
     expect(github.pulls[0]!.comments[0]!.body).toContain('Still open');
+  });
+
+  it('hands the PR to the human with the reason when the review budget runs out', { timeout: 90_000 }, async () => {
+    script();
+    const proc = await startBot({ NIGHTSHIFT_BUDGET_REVIEW_USD: '0.05' });
+    telegram.pushMessage(ALICE, 'Add an average function');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await waitForMessage(/Reviewed and ready for you/, 'the item to be ready');
+    await proc.stop();
+    expect(reviewerCalls()).toHaveLength(0);
+    const db = new Database(join(dataDir, 'nightshift.db'), { readonly: true });
+    const row = db.prepare('SELECT state, review_summary FROM items WHERE id = 1').get() as { state: string; review_summary: string };
+    db.close();
+    expect(row.state).toBe('ready');
+    expect(JSON.parse(row.review_summary)).toMatchObject({ verdict: 'needs_judgment', judgment: expect.stringContaining('stage budget limit') });
+    expect(github.pulls[0]!.comments[0]!.body).toContain('Needs your judgment');
+  });
+
+  it('resumes a review after kill -9 without paying again for reviewers that finished', { timeout: 90_000 }, async () => {
+    script({ stallThirdReviewer: true });
+    const first = await startBot({ NIGHTSHIFT_REVIEW_CONCURRENCY: '1' });
+    telegram.pushMessage(ALICE, 'Add an average function');
+    await waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    await anthropic.waitFor(() => reviewerCalls().length === 3, { what: 'the third reviewer in flight', timeoutMs: 30_000 });
+    await first.kill9();
+
+    const second = await startBot({ NIGHTSHIFT_REVIEW_CONCURRENCY: '1' });
+    await waitForMessage(/Reviewed and ready for you/, 'the item to be ready after the restart').catch((error: unknown) => {
+      console.log(second.lines.filter((l) => /"level":(40|50)/.test(l)).join('\n'));
+      throw error;
+    });
+    await second.stop();
+    // Each angle was paid once per round (two rounds), never again for the restart.
+    const answered = reviewerCalls().filter((r) => r.usage);
+    const perAngle = new Map<string, number>();
+    for (const r of answered) perAngle.set(angleOf(r), (perAngle.get(angleOf(r)) ?? 0) + 1);
+    expect([...perAngle.values()]).toEqual([2, 2, 2, 2]);
+    expect(github.pulls).toHaveLength(1);
+    expect(github.pulls[0]!.comments).toHaveLength(1);
   });
 });
