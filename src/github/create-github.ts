@@ -113,7 +113,9 @@ export function createGitHub(options: GitHubOptions): GitHub {
       const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: number, per_page: 100 });
       const existing = comments.find((c) => c.body?.includes(marker));
       if (existing) return update(existing.id);
-      const { data } = await octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: number, body });
+      // Not retried blindly: a create whose reply was lost would leave two comments. The stage
+      // retries later instead, and then finds this one by its marker.
+      const { data } = await octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: number, body, request: { retries: 0 } });
       return data.id;
     },
 
