@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BuildTools } from '../agent/build-tools.js';
-import { runAgent, type AgentDeps, type LimitName } from '../agent/run-agent.js';
+import { runAgent, type AgentDeps } from '../agent/run-agent.js';
 import type { AgentLimitsConfig } from '../config.js';
 import type { RepoName } from '../domain/parse-request.js';
 import type { GitHub } from '../github/create-github.js';
@@ -8,7 +8,7 @@ import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
-import { classifyStageError } from './classify-stage-error.js';
+import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
 import type { ItemNotifier } from './item-events.js';
 
 /** How a stage ended, as the runner needs to know it. */
@@ -42,14 +42,8 @@ export interface BuildStageDeps {
  * repeat, so a resumed item picks up where it stopped: the worktree and the agent's transcript
  * are reused, and an existing branch or PR is found instead of made again.
  */
-export async function runBuildStage(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
-  try {
-    return await buildItem(deps, item, signal);
-  } catch (error) {
-    const outcome = classifyStageError(error);
-    deps.log.warn({ err: error, itemId: item.id, outcome: outcome.kind }, 'build stage error');
-    return outcome;
-  }
+export function runBuildStage(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  return guardStage(deps.log, item.id, 'build', () => buildItem(deps, item, signal));
 }
 
 async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
@@ -95,18 +89,7 @@ async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal):
     await tools.close();
   }
 
-  switch (outcome.kind) {
-    case 'aborted':
-      return { kind: 'retry-later', reason: 'stopped by request' };
-    case 'retry-later':
-      return { kind: 'retry-later', reason: outcome.message };
-    case 'failed':
-      return { kind: 'failed', reason: outcome.message };
-    case 'limit':
-      return { kind: 'failed', reason: `stopped by the ${LIMIT_LABELS[outcome.limit]} limit: ${outcome.message}` };
-    case 'done':
-      break;
-  }
+  if (outcome.kind !== 'done') return unfinishedAgentOutcome(outcome)!;
 
   // A /cancel or shutdown while the agent finished: nothing more goes out.
   if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
@@ -155,14 +138,6 @@ function commitMessage(item: Item): string {
   return `${item.title}\n\nnightshift item #${item.id}`;
 }
 
-const LIMIT_LABELS: Record<LimitName, string> = {
-  turns: 'turns',
-  'wall-clock': 'wall-clock',
-  'stage-budget': 'stage budget',
-  'item-budget': 'item budget',
-  stuck: 'stuck-loop',
-  'output-limit': 'output-length',
-};
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;

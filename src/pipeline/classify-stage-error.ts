@@ -1,5 +1,7 @@
 import { RequestError } from '@octokit/request-error';
 import { GitError } from '../workspace/run-git.js';
+import type { Logger } from 'pino';
+import type { AgentOutcome, LimitName } from '../agent/run-agent.js';
 import type { StageOutcome } from './build-stage.js';
 
 // git commands that talk to the remote: their failures are usually the network.
@@ -30,4 +32,44 @@ export function classifyStageError(error: unknown): Extract<StageOutcome, { kind
 
 function lastLine(text: string): string {
   return text.trim().split('\n').at(-1)?.trim() ?? '';
+}
+
+/** Runs a stage, turning anything it throws into an outcome (a stage never throws past the runner). */
+export async function guardStage(log: Logger, itemId: number, stage: string, run: () => Promise<StageOutcome>): Promise<StageOutcome> {
+  try {
+    return await run();
+  } catch (error) {
+    const outcome = classifyStageError(error);
+    log.warn({ err: error, itemId, stage, outcome: outcome.kind }, `${stage} stage error`);
+    return outcome;
+  }
+}
+
+const LIMIT_LABELS: Record<LimitName, string> = {
+  turns: 'turns',
+  'wall-clock': 'wall-clock',
+  'stage-budget': 'stage budget',
+  'item-budget': 'item budget',
+  stuck: 'stuck-loop',
+  'output-limit': 'output-length',
+};
+
+/**
+ * What an agent run that did not finish means for its stage; undefined when it finished.
+ * `what` names the run in the user's message ("the fix"), if the stage runs several kinds.
+ */
+export function unfinishedAgentOutcome(outcome: AgentOutcome, what?: string): StageOutcome | undefined {
+  const prefix = what ? `${what} ` : '';
+  switch (outcome.kind) {
+    case 'done':
+      return undefined;
+    case 'aborted':
+      return { kind: 'retry-later', reason: 'stopped by request' };
+    case 'retry-later':
+      return { kind: 'retry-later', reason: outcome.message };
+    case 'failed':
+      return { kind: 'failed', reason: what ? `${what} failed: ${outcome.message}` : outcome.message };
+    case 'limit':
+      return { kind: 'failed', reason: `${prefix}${what ? 'was ' : ''}stopped by the ${LIMIT_LABELS[outcome.limit]} limit: ${outcome.message}` };
+  }
 }

@@ -14,7 +14,7 @@ import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
 import { fenceData, readGuidelines, type StageOutcome } from './build-stage.js';
-import { classifyStageError } from './classify-stage-error.js';
+import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
 import type { ItemNotifier } from './item-events.js';
 import { loadAngles, type ReviewAngle } from './review/load-angles.js';
 
@@ -138,14 +138,8 @@ const TRIAGE_TOOL: ToolParam = {
  * gives every finding a verdict, and `fix_now` findings are fixed by the build agent, guarded
  * by a code check of the fix diff, while review rounds are left to look at the fix.
  */
-export async function runReviewStage(deps: ReviewStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
-  try {
-    return await review(deps, item, signal);
-  } catch (error) {
-    const outcome = classifyStageError(error);
-    deps.log.warn({ err: error, itemId: item.id, outcome: outcome.kind }, 'review stage error');
-    return outcome;
-  }
+export function runReviewStage(deps: ReviewStageDeps, item: Item, signal: AbortSignal): Promise<StageOutcome> {
+  return guardStage(deps.log, item.id, 'review', () => review(deps, item, signal));
 }
 
 async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): Promise<StageOutcome> {
@@ -463,18 +457,7 @@ async function fix(
   } finally {
     await tools.close();
   }
-  switch (outcome.kind) {
-    case 'aborted':
-      return { kind: 'retry-later', reason: 'stopped by request' };
-    case 'retry-later':
-      return { kind: 'retry-later', reason: outcome.message };
-    case 'failed':
-      return { kind: 'failed', reason: `the fix failed: ${outcome.message}` };
-    case 'limit':
-      return { kind: 'failed', reason: `the fix was stopped by the ${outcome.limit.replace('-', ' ')} limit: ${outcome.message}` };
-    case 'done':
-      break;
-  }
+  if (outcome.kind !== 'done') return unfinishedAgentOutcome(outcome, 'the fix')!;
   if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
   await deps.workspace.commitAll(path, `Fix review findings (round ${round})\n\nnightshift item #${item.id}`);
   const sha = await deps.workspace.headSha(path);
