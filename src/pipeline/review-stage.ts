@@ -469,8 +469,13 @@ async function fix(
     return undefined;
   }
   await deps.workspace.push(path, branch);
+  // Only a finding whose file the fix touched counts as fixed; the rest stay open on the card
+  // (the agent may have judged them wrong and left them, as its prompt allows).
+  const touched = new Set((await deps.workspace.diffStat(path, reviewedHead)).map((f) => f.path));
+  const notTouched = fixNow.filter((f) => !touched.has(f.file));
+  if (notTouched.length > 0) log.warn({ open: notTouched.map((f) => f.id) }, 'the fix left some findings untouched');
   store.transaction(() => {
-    for (const f of fixNow) store.findings.markFixed(f.id, sha);
+    for (const f of fixNow) if (touched.has(f.file)) store.findings.markFixed(f.id, sha);
     store.findings.setRoundFixed(item.id, round, sha);
     const current = store.items.get(item.id)!;
     if (current.prNumber !== null && current.prUrl !== null && current.branch !== null) {
