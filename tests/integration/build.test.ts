@@ -1,14 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { costUsd, DEFAULT_PRICES } from '../../src/domain/pricing.js';
-import { startFakeAnthropic, type FakeAnthropic, type FakeReply } from '../fakes/anthropic-server.js';
-import { startFakeGitHub, type FakeGitHub } from '../fakes/github-server.js';
-import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
-import { ALICE, botEnv, CANARY, startBotProcess, tempDir, type BotProcess } from '../helpers/bot-process.js';
-import { createBareRepo, readFileAt, refSha, type BareRepo } from '../helpers/git-fixture.js';
+import { type FakeAnthropic, type FakeReply } from '../fakes/anthropic-server.js';
+import type { FakeGitHub } from '../fakes/github-server.js';
+import type { FakeTelegram } from '../fakes/telegram-server.js';
+import { ALICE, CANARY } from '../helpers/bot-process.js';
+import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
+import { readFileAt, refSha, type BareRepo } from '../helpers/git-fixture.js';
 
 // The whole build stage through the real process: a Telegram message and /run become a branch
 // with the agent's change in a real bare repository and an open PR on the fake GitHub, with the
@@ -21,27 +20,13 @@ let anthropic: FakeAnthropic;
 let github: FakeGitHub;
 let bare: BareRepo;
 let dataDir: string;
-const procs: BotProcess[] = [];
+let harness: PipelineHarness;
+const startBot = (overrides?: Record<string, string>) => harness.startBot(overrides);
+const waitForMessage = (pattern: RegExp, what?: string) => harness.waitForMessage(pattern, what);
 
 const edit = (input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name: 'str_replace_based_edit_tool', input }] });
 const bash = (command: string): FakeReply => ({ content: [{ type: 'tool_use', name: 'bash', input: { command } }] });
 const finish = (text: string): FakeReply => ({ content: [{ type: 'text', text }] });
-
-async function startBot(overrides: Record<string, string> = {}): Promise<BotProcess> {
-  const proc = startBotProcess(
-    botEnv(telegram.apiRoot, dataDir, {
-      ANTHROPIC_BASE_URL: anthropic.baseUrl,
-      GITHUB_API_URL: github.baseUrl,
-      GITHUB_SERVER_URL: bare.serverUrl,
-      NIGHTSHIFT_REPOS: 'me/app',
-      ...overrides,
-    }),
-  );
-  procs.push(proc);
-  const polls = telegram.callsOf('getUpdates').length;
-  await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll' });
-  return proc;
-}
 
 /** The build agent's calls (the reviewers and triage come after them). */
 const buildCalls = () => anthropic.requests.filter((r) => r.path === '/v1/messages' && JSON.stringify(r.body.tools ?? []).includes('"bash"'));
@@ -49,10 +34,6 @@ const buildCalls = () => anthropic.requests.filter((r) => r.path === '/v1/messag
 /** Reviewers that find nothing: the review stage after a build passes cleanly. */
 const cleanReview = (req: { body: { tool_choice?: { name?: string } } }): FakeReply | undefined =>
   req.body.tool_choice?.name === 'report_findings' ? { content: [{ type: 'tool_use', name: 'report_findings', input: { findings: [] } }] } : undefined;
-
-function waitForMessage(pattern: RegExp, what = String(pattern)): Promise<SentMessage> {
-  return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 30_000 });
-}
 
 /** What the fake says was billed (build calls on Sonnet, reviewers on Opus), priced by the default table. */
 function billedUsd(): number {
@@ -77,22 +58,16 @@ function ledgerUsd(): number {
 }
 
 beforeEach(async () => {
-  bare = createBareRepo(mkdtempSync(join(tmpdir(), 'ns-remote-')), 'me/app', {
+  harness = await startPipelineHarness({
     'README.md': '# app\n',
     'AGENTS.md': 'Keep functions small. Run `npm test`.\n',
     'package.json': '{ "name": "app", "scripts": { "test": "node -e \\"process.exit(0)\\"" } }\n',
   });
-  telegram = await startFakeTelegram({ token: CANARY.telegramToken });
-  anthropic = await startFakeAnthropic({ apiKey: CANARY.anthropicKey });
-  github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
-  dataDir = tempDir();
+  ({ telegram, anthropic, github, bare, dataDir } = harness);
   anthropic.onRequest(cleanReview);
 });
 
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.kill9()));
-  await Promise.all([telegram.close(), anthropic.close(), github.close()]);
-});
+afterEach(async () => harness.close());
 
 describe('build stage, end to end', () => {
   it('turns a Telegram message into an open PR whose branch holds the agent change', async () => {

@@ -1,14 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { costUsd, DEFAULT_PRICES } from '../../src/domain/pricing.js';
-import { startFakeAnthropic, type FakeAnthropic, type FakeReply, type RecordedRequest } from '../fakes/anthropic-server.js';
-import { startFakeGitHub, type FakeGitHub } from '../fakes/github-server.js';
-import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
-import { ALICE, botEnv, CANARY, startBotProcess, tempDir, type BotProcess } from '../helpers/bot-process.js';
-import { createBareRepo, readFileAt, type BareRepo } from '../helpers/git-fixture.js';
+import { type FakeAnthropic, type FakeReply, type RecordedRequest } from '../fakes/anthropic-server.js';
+import type { FakeGitHub } from '../fakes/github-server.js';
+import type { FakeTelegram } from '../fakes/telegram-server.js';
+import { ALICE } from '../helpers/bot-process.js';
+import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
+import { readFileAt, type BareRepo } from '../helpers/git-fixture.js';
 
 // Review → triage → fix through the real process: a PR with a planted bug is reviewed from
 // every angle, triaged (a duplicate merged, one ignored, one for the backlog, one to fix now),
@@ -23,7 +22,9 @@ let anthropic: FakeAnthropic;
 let github: FakeGitHub;
 let bare: BareRepo;
 let dataDir: string;
-const procs: BotProcess[] = [];
+let harness: PipelineHarness;
+const startBot = (overrides?: Record<string, string>) => harness.startBot(overrides);
+const waitForMessage = (pattern: RegExp, what?: string) => harness.waitForMessage(pattern, what);
 
 const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name, input }] });
 const text = (t: string): FakeReply => ({ content: [{ type: 'text', text: t }] });
@@ -113,36 +114,16 @@ function script(options: { fixDoesNothing?: boolean; stallThirdReviewer?: boolea
   });
 }
 
-async function startBot(overrides: Record<string, string> = {}): Promise<BotProcess> {
-  const proc = startBotProcess(
-    botEnv(telegram.apiRoot, dataDir, { ANTHROPIC_BASE_URL: anthropic.baseUrl, GITHUB_API_URL: github.baseUrl, GITHUB_SERVER_URL: bare.serverUrl, NIGHTSHIFT_REPOS: 'me/app', ...overrides }),
-  );
-  procs.push(proc);
-  const polls = telegram.callsOf('getUpdates').length;
-  await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll' });
-  return proc;
-}
-
-function waitForMessage(pattern: RegExp, what = String(pattern)): Promise<SentMessage> {
-  return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 60_000 });
-}
-
 beforeEach(async () => {
-  bare = createBareRepo(mkdtempSync(join(tmpdir(), 'ns-remote-')), 'me/app', {
+  harness = await startPipelineHarness({
     'README.md': '# app\n',
     'src/sum.js': 'export const sum = (a, b) => a + b;\n',
     'tests/sum.test.js': "import { sum } from '../src/sum.js';\nif (sum(1, 2) !== 3) throw new Error('sum');\n",
   });
-  telegram = await startFakeTelegram({ token: CANARY.telegramToken });
-  anthropic = await startFakeAnthropic({ apiKey: CANARY.anthropicKey });
-  github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
-  dataDir = tempDir();
+  ({ telegram, anthropic, github, bare, dataDir } = harness);
 });
 
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.kill9()));
-  await Promise.all([telegram.close(), anthropic.close(), github.close()]);
-});
+afterEach(async () => harness.close());
 
 describe('review → triage → fix, end to end', () => {
   it('reviews from every angle, triages, fixes, re-reviews only the fix, and ends ready', { timeout: 90_000 }, async () => {

@@ -1,0 +1,56 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeAnthropic, type FakeAnthropic } from '../fakes/anthropic-server.js';
+import { startFakeGitHub, type FakeGitHub } from '../fakes/github-server.js';
+import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
+import { ALICE, botEnv, CANARY, startBotProcess, tempDir, type BotProcess } from './bot-process.js';
+import { createBareRepo, type BareRepo } from './git-fixture.js';
+
+/** Every fake the whole pipeline talks to, a real bare repo, and the bot processes started on them. */
+export interface PipelineHarness {
+  readonly telegram: FakeTelegram;
+  readonly anthropic: FakeAnthropic;
+  readonly github: FakeGitHub;
+  readonly bare: BareRepo;
+  readonly dataDir: string;
+  /** Starts `node dist/main.js` on the fakes (repo `me/app`) and waits until it polls. */
+  startBot(overrides?: Record<string, string>): Promise<BotProcess>;
+  /** Waits for a message to Alice matching `pattern`. */
+  waitForMessage(pattern: RegExp, what?: string): Promise<SentMessage>;
+  /** Kills every process started and closes the fakes. */
+  close(): Promise<void>;
+}
+
+/** Starts the fakes and a bare repo `me/app` holding `files`. */
+export async function startPipelineHarness(files: Record<string, string>): Promise<PipelineHarness> {
+  const bare = createBareRepo(mkdtempSync(join(tmpdir(), 'ns-remote-')), 'me/app', files);
+  const telegram = await startFakeTelegram({ token: CANARY.telegramToken });
+  const anthropic = await startFakeAnthropic({ apiKey: CANARY.anthropicKey });
+  const github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
+  const dataDir = tempDir();
+  const procs: BotProcess[] = [];
+  return {
+    telegram,
+    anthropic,
+    github,
+    bare,
+    dataDir,
+    async startBot(overrides = {}) {
+      const proc = startBotProcess(
+        botEnv(telegram.apiRoot, dataDir, { ANTHROPIC_BASE_URL: anthropic.baseUrl, GITHUB_API_URL: github.baseUrl, GITHUB_SERVER_URL: bare.serverUrl, NIGHTSHIFT_REPOS: 'me/app', ...overrides }),
+      );
+      procs.push(proc);
+      const polls = telegram.callsOf('getUpdates').length;
+      await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll' });
+      return proc;
+    },
+    waitForMessage(pattern, what = String(pattern)) {
+      return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 60_000 });
+    },
+    async close() {
+      await Promise.all(procs.splice(0).map((p) => p.kill9()));
+      await Promise.all([telegram.close(), anthropic.close(), github.close()]);
+    },
+  };
+}
