@@ -11,6 +11,7 @@
  * Token counts are an estimate, `estimateTokens(v) = ceil(JSON.stringify(v).length / 4)`,
  * counted per prompt block so that counts add up: a prefix costs the sum of its blocks.
  */
+import { shutdownServer } from './shutdown-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -564,13 +565,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 
   async function close(): Promise<void> {
     closing ??= (async () => {
-      for (const res of stalled) res.destroy();
-      stalled.clear();
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await serverClosed;
-      changes.removeAllListeners();
+      await shutdownServer(server, sockets, stalled, changes);
     })();
     return closing;
   }

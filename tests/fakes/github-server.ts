@@ -11,6 +11,7 @@
  * Git runs synchronously inside each handler on purpose: a request is then one atomic step, so
  * two racing merge calls see each other's effect exactly as they would on GitHub (one wins).
  */
+import { shutdownServer } from './shutdown-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -1165,13 +1166,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
 
   async function close(): Promise<void> {
     closing ??= (async () => {
-      for (const res of stalled) res.destroy();
-      stalled.clear();
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await serverClosed;
-      changes.removeAllListeners();
+      await shutdownServer(server, sockets, stalled, changes);
     })();
     return closing;
   }

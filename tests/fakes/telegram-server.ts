@@ -8,6 +8,7 @@
  * validated, message length is checked, and editing a message to identical content fails the
  * way Telegram fails.
  */
+import { shutdownServer } from './shutdown-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -671,13 +672,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
       // Let the [] reach the client before the sockets are destroyed, or grammY would see a
       // reset instead of an empty batch.
       await Promise.all(answered);
-      for (const res of stalled) res.destroy();
-      stalled.clear();
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await serverClosed;
-      changes.removeAllListeners();
+      await shutdownServer(server, sockets, stalled, changes);
     })();
     return closing;
   }

@@ -51,7 +51,7 @@ describe('a token-protected http remote', () => {
   });
 
   it('a wrong token fails with a GitError that does not contain it', async () => {
-    const wrong = 'ghp_WRONGwrong0123456789abcdefGHIJKLMN';
+    const wrong = 'ghp_CANARYwrong0123456789abcdefGHIJKLM';
     const ws = createWorkspace({ dataDir: join(tmp, 'data'), serverUrl: server.url, token: wrong, log: silentLog });
 
     const error = (await ws.prepare({ id: 4, title: 'x', repo: repoOf(bare) }).catch((e: unknown) => e)) as GitError;
@@ -62,7 +62,7 @@ describe('a token-protected http remote', () => {
   });
 
   it('the token is refused to any server but the one it is for', async () => {
-    const other = await startHttpGitServer(join(tmp, 'server'), 'ghp_OTHERother0123456789abcdefGHIJKL');
+    const other = await startHttpGitServer(join(tmp, 'server'), 'ghp_CANARYother0123456789abcdefGHIJK');
     servers.push(other);
 
     const error = await runGit(['ls-remote', `${other.url}/me/app.git`], {
