@@ -9,7 +9,7 @@ import { createLogger, type Logger } from './log/create-logger.js';
 import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
 import { createBacklog } from './pipeline/backlog.js';
-import { runBuildStage, type BuildStageDeps } from './pipeline/build-stage.js';
+import { runBuildStage, type BuildStageDeps, type StageDeps } from './pipeline/build-stage.js';
 import { runReviewStage, type ReviewStageDeps } from './pipeline/review-stage.js';
 import { createRunner } from './pipeline/runner.js';
 import { openStore } from './store/open-store.js';
@@ -53,32 +53,23 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
   const workspace = createWorkspace({ dataDir: config.dataDir, serverUrl: config.github.serverUrl, token: config.github.token, log: log.child({ component: 'workspace' }) });
   const github = createGitHub({ token: config.github.token, baseUrl: config.github.apiUrl, log: log.child({ component: 'github' }), redact });
   const model = createAnthropicClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
-  const buildDeps: BuildStageDeps = {
+  const stageDeps: StageDeps = {
     store,
     workspace,
     github,
     agent: { model, store, prices: config.prices, redact },
     createTools: (cwd) => createBuildTools({ cwd, sandbox: config.sandbox, secrets: config.secrets, log: log.child({ component: 'tools' }) }),
     repos: config.repos,
-    model: config.models.build,
-    limits: config.build,
     itemBudgetUsd: config.itemBudgetUsd,
     notifier,
     log,
   };
+  const buildDeps: BuildStageDeps = { ...stageDeps, model: config.models.build, limits: config.build };
   const reviewDeps: ReviewStageDeps = {
-    store,
-    workspace,
-    github,
-    agent: buildDeps.agent,
-    createTools: buildDeps.createTools,
-    repos: config.repos,
+    ...stageDeps,
     models: { review: config.models.review, fix: config.models.build },
     review: config.review,
     fixLimits: config.build,
-    itemBudgetUsd: config.itemBudgetUsd,
-    notifier,
-    log,
   };
   const runner = createRunner({
     store,

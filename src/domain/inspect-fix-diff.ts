@@ -1777,11 +1777,13 @@ function balancedInner(text: string, open: number): string {
   return text.slice(open + 1);
 }
 
-function splitTopLevel(text: string, sep: string): string[] {
-  const parts: string[] = [];
+/**
+ * Walks `text` tracking bracket depth outside quoted strings; `visit` sees every character
+ * outside quotes that is not a quote or a bracket, with the depth there. Returns the final depth.
+ */
+function walkBrackets(text: string, visit: (c: string, i: number, depth: number) => void = () => undefined): number {
   let depth = 0;
   let quote = '';
-  let start = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charAt(i);
     if (quote) {
@@ -1792,31 +1794,26 @@ function splitTopLevel(text: string, sep: string): string[] {
     if (c === '"' || c === "'" || c === '`') quote = c;
     else if (c === '(' || c === '[' || c === '{') depth++;
     else if (c === ')' || c === ']' || c === '}') depth--;
-    else if (c === sep && depth === 0) {
+    else visit(c, i, depth);
+  }
+  return depth;
+}
+
+function splitTopLevel(text: string, sep: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  walkBrackets(text, (c, i, depth) => {
+    if (c === sep && depth === 0) {
       parts.push(text.slice(start, i));
       start = i + 1;
     }
-  }
+  });
   parts.push(text.slice(start));
   return parts;
 }
 
 function bracketDepth(text: string): number {
-  let depth = 0;
-  let quote = '';
-  const t = scan(text);
-  for (let i = 0; i < t.length; i++) {
-    const c = t.charAt(i);
-    if (quote) {
-      if (c === '\\') i++;
-      else if (c === quote) quote = '';
-      continue;
-    }
-    if (c === '"' || c === "'" || c === '`') quote = c;
-    else if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth--;
-  }
-  return depth;
+  return walkBrackets(scan(text));
 }
 
 function cleanLabel(match: string): string {

@@ -22,19 +22,23 @@ export const GUIDELINE_FILES = ['AGENTS.md', 'CLAUDE.md', 'CONTRIBUTING.md', '.g
 /** Most characters of guidelines given to the agent. @default 20000 */
 export const GUIDELINES_MAX_CHARS = 20_000;
 
-/** What the build stage needs. */
-export interface BuildStageDeps {
+/** What every stage that works on a worktree with the agent needs. */
+export interface StageDeps {
   readonly store: Store;
   readonly workspace: Workspace;
   readonly github: GitHub;
   readonly agent: Omit<AgentDeps, 'log'>;
   readonly createTools: (cwd: string) => Promise<BuildTools>;
   readonly repos: readonly RepoName[];
-  readonly model: string;
-  readonly limits: AgentLimitsConfig;
   readonly itemBudgetUsd: number;
   readonly notifier: ItemNotifier;
   readonly log: Logger;
+}
+
+/** What the build stage needs. */
+export interface BuildStageDeps extends StageDeps {
+  readonly model: string;
+  readonly limits: AgentLimitsConfig;
 }
 
 /**

@@ -1,21 +1,17 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { BuildTools } from '../agent/build-tools.js';
-import { runAgent, type AgentDeps } from '../agent/run-agent.js';
+import { runAgent } from '../agent/run-agent.js';
 import type { AgentLimitsConfig } from '../config.js';
 import { inspectFixDiff } from '../domain/inspect-fix-diff.js';
 import type { RepoName } from '../domain/parse-request.js';
-import type { GitHub } from '../github/create-github.js';
 import { meteredCall, type BudgetStop, type CallBudget } from '../llm/metered-call.js';
 import type { ToolParam } from '../llm/model-client.js';
 import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
 import type { Item } from '../store/items.js';
-import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
-import { fenceData, readGuidelines, type StageOutcome } from './build-stage.js';
+import { fenceData, readGuidelines, type StageDeps, type StageOutcome } from './build-stage.js';
 import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
-import type { ItemNotifier } from './item-events.js';
 import { loadAngles, type ReviewAngle } from './review/load-angles.js';
 
 /** Most characters of diff shown to reviewers. @default 150000 */
@@ -30,19 +26,10 @@ export const MAX_GUARD_FINDINGS = 20;
 export const GUARD_ANGLE = 'guard';
 
 /** What the review stage needs. */
-export interface ReviewStageDeps {
-  readonly store: Store;
-  readonly workspace: Workspace;
-  readonly github: GitHub;
-  readonly agent: Omit<AgentDeps, 'log'>;
-  readonly createTools: (cwd: string) => Promise<BuildTools>;
-  readonly repos: readonly RepoName[];
+export interface ReviewStageDeps extends StageDeps {
   readonly models: { readonly review: string; readonly fix: string };
   readonly review: { readonly rounds: number; readonly concurrency: number; readonly maxOutputTokens: number; readonly budgetUsd: number; readonly fixBudgetUsd: number };
   readonly fixLimits: AgentLimitsConfig;
-  readonly itemBudgetUsd: number;
-  readonly notifier: ItemNotifier;
-  readonly log: Logger;
 }
 
 /** The compact triage summary kept for the review card. */

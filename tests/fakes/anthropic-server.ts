@@ -11,12 +11,12 @@
  * Token counts are an estimate, `estimateTokens(v) = ceil(JSON.stringify(v).length / 4)`,
  * counted per prompt block so that counts add up: a prefix costs the sum of its blocks.
  */
-import { shutdownServer } from './shutdown-server.js';
+import { listenOnLoopback, shutdownServer } from './loopback-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type {
   ContentBlock,
   Message,
@@ -158,8 +158,6 @@ export const CACHE_TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const;
 
 const DEFAULT_RETRY_AFTER_MS = 10;
 const DEFAULT_WAIT_MS = 10_000;
-/** Longer than any test, so the server never drops an idle keep-alive socket the SDK is reusing. */
-const KEEP_ALIVE_MS = 60_000;
 /** Pieces a text or a tool input is streamed in. */
 const STREAM_PIECES = 3;
 const MESSAGES_PATH = '/v1/messages';
@@ -546,22 +544,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       if (!res.headersSent) res.destroy(err instanceof Error ? err : new Error(String(err)));
     });
   });
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  // Tracked by hand because a reset fault or a client abort can leave sockets that
-  // closeAllConnections() no longer knows about but that would still delay close().
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server, sockets);
 
   async function close(): Promise<void> {
     closing ??= (async () => {
@@ -582,7 +565,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   }
 
   return {
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: url,
     apiKey,
     get requests() {
       return requests;

@@ -11,11 +11,11 @@
  * Git runs synchronously inside each handler on purpose: a request is then one atomic step, so
  * two racing merge calls see each other's effect exactly as they would on GitHub (one wins).
  */
-import { shutdownServer } from './shutdown-server.js';
+import { listenOnLoopback, shutdownServer } from './loopback-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { GitCommandError, runGit, type BareRepo } from '../helpers/git-fixture.js';
 
 /** A failure to inject into the next call(s) of a route, see `FakeGitHub.failNext`. */
@@ -171,8 +171,6 @@ const DEFAULT_WAIT_MS = 10_000;
 const DEFAULT_PER_PAGE = 30;
 const MAX_PER_PAGE = 100;
 const RATE_LIMIT = 5000;
-/** Longer than any test, so Node never drops an idle keep-alive socket as the client reuses it. */
-const KEEP_ALIVE_MS = 60_000;
 /** Ids start far apart and high so code that mixes up PR numbers, comment ids and check ids shows. */
 const FIRST_IDS = { pull: 2_000_000_001, comment: 3_000_000_001, check: 4_000_000_001, status: 5_000_000_001 } as const;
 const GITHUB_IDENTITY = { GIT_COMMITTER_NAME: 'GitHub', GIT_COMMITTER_EMAIL: 'noreply@github.com' } as const;
@@ -1148,21 +1146,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
       res.end(payload);
     });
   });
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  // Tracked by hand because a reset fault or a client abort can leave sockets behind that
-  // closeAllConnections() no longer knows about but that would still delay close().
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  baseUrl = await listenOnLoopback(server, sockets);
 
   async function close(): Promise<void> {
     closing ??= (async () => {

@@ -8,11 +8,11 @@
  * validated, message length is checked, and editing a message to identical content fails the
  * way Telegram fails.
  */
-import { shutdownServer } from './shutdown-server.js';
+import { listenOnLoopback, shutdownServer } from './loopback-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type {
   BotCommand,
   Chat,
@@ -125,11 +125,6 @@ const DEFAULT_WAIT_MS = 10_000;
 const FIRST_UPDATE_ID = 100_001;
 /** One fixed chat per non-private type, so several users in "the group" share it by default. */
 const DEFAULT_CHAT_IDS = { group: -4_000_000_001, supergroup: -1_001_000_000_001, channel: -1_001_000_000_002 } as const;
-/**
- * Longer than any test: Node's default (5 s) lets the server drop an idle keep-alive socket just
- * as grammY's agent reuses it, which shows up as a random ECONNRESET.
- */
-const KEEP_ALIVE_MS = 60_000;
 const NOT_MODIFIED =
   'Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message';
 const CONFLICT =
@@ -644,22 +639,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
       reply(res, 500, { ok: false, error_code: 500, description: `Fake Telegram crashed: ${String(err)}` });
     });
   });
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  // Tracked by hand because a reset fault or a client abort can leave sockets that
-  // closeAllConnections() no longer knows about but that would still delay close().
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server, sockets);
 
   async function close(): Promise<void> {
     closing ??= (async () => {
@@ -690,7 +670,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
 
   return {
     token,
-    apiRoot: `http://127.0.0.1:${port}`,
+    apiRoot: url,
     get calls() {
       return calls;
     },
