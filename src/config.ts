@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import type { RepoName } from './domain/parse-request.js';
 import { priceFor, type ModelPrice } from './domain/pricing.js';
+import { parseReviewHours, type ReviewSlot } from './domain/review-hours.js';
 
 
 /** The one typed, validated configuration of the process. */
@@ -47,6 +48,18 @@ export interface Config {
     readonly allowNetwork: boolean;
     /** Names of environment variables passed through to agent commands. */
     readonly envAllowList: readonly string[];
+  };
+  /** Review cards and what their buttons do. */
+  readonly cards: {
+    readonly mergeMethod: 'squash' | 'merge' | 'rebase';
+    /** Offer "Merge anyway" when required checks fail. */
+    readonly allowMergeWithFailingChecks: boolean;
+    /** Review session times; undefined: each card goes out as soon as its item is ready. */
+    readonly reviewHours: readonly ReviewSlot[] | undefined;
+    /** A drift checkpoint after this many merges of a repo (0: never). */
+    readonly driftEvery: number;
+    /** Dollars one drift checkpoint may spend. */
+    readonly driftBudgetUsd: number;
   };
   /** Every secret value, for redaction by value in logs and outgoing text. */
   readonly secrets: readonly string[];
@@ -216,6 +229,21 @@ const schema = z.object({
     .regex(/^[A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*$/, { error: 'must be a comma-separated list of variable names' })
     .transform((v) => v.split(',').map((n) => n.trim()))
     .default([]),
+  NIGHTSHIFT_MERGE_METHOD: z.enum(['squash', 'merge', 'rebase'], { error: 'must be squash, merge or rebase' }).default('squash'),
+  NIGHTSHIFT_ALLOW_MERGE_WITH_FAILING_CHECKS: bool.default(false),
+  NIGHTSHIFT_REVIEW_HOURS: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return parseReviewHours(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `${error instanceof Error ? error.message : String(error)}; expected e.g. 08:30,13:00` });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  NIGHTSHIFT_DRIFT_EVERY: z.coerce.number({ error: 'must be a whole number' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be 0 (off) or more' }).default(5),
+  NIGHTSHIFT_BUDGET_DRIFT_USD: positiveNumber('dollars per drift checkpoint').default(2),
 });
 
 /** Every variable `loadConfig` reads, in documentation order. */
@@ -283,6 +311,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       commandTimeoutMs: v.NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS * 1000,
       allowNetwork: v.NIGHTSHIFT_AGENT_NETWORK,
       envAllowList: v.NIGHTSHIFT_AGENT_ENV,
+    },
+    cards: {
+      mergeMethod: v.NIGHTSHIFT_MERGE_METHOD,
+      allowMergeWithFailingChecks: v.NIGHTSHIFT_ALLOW_MERGE_WITH_FAILING_CHECKS,
+      reviewHours: v.NIGHTSHIFT_REVIEW_HOURS,
+      driftEvery: v.NIGHTSHIFT_DRIFT_EVERY,
+      driftBudgetUsd: v.NIGHTSHIFT_BUDGET_DRIFT_USD,
     },
     secrets: [v.TELEGRAM_BOT_TOKEN, v.ANTHROPIC_API_KEY, v.GITHUB_TOKEN],
   };

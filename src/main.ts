@@ -9,11 +9,18 @@ import { createLogger, type Logger } from './log/create-logger.js';
 import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
 import { createBacklog } from './pipeline/backlog.js';
+import { collectCardFacts } from './pipeline/card-facts.js';
+import { createDecisions } from './pipeline/decisions.js';
+import { runDriftCheckpoint } from './pipeline/drift-checkpoint.js';
+import { createDriftSchedule } from './pipeline/drift-schedule.js';
 import { runBuildStage, type BuildStageDeps, type StageDeps } from './pipeline/build-stage.js';
 import { runReviewStage, type ReviewStageDeps } from './pipeline/review-stage.js';
 import { createRunner } from './pipeline/runner.js';
+import { createTicker } from './scheduler/create-ticker.js';
 import { openStore } from './store/open-store.js';
 import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
+import { createCardDesk, type CardDesk } from './telegram/card-desk.js';
+import { escapeHtml } from './telegram/format.js';
 import { createItemNotifier } from './telegram/item-notifier.js';
 import { createOutboxSender } from './telegram/outbox-sender.js';
 import { createRespond } from './telegram/respond.js';
@@ -33,10 +40,24 @@ export interface Nightshift {
   readonly done: Promise<void>;
 }
 
+/** How far back /status looks for the median time to decide a card. @default 7 days */
+export const DECISION_STATS_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** What tests inject into a real nightshift. */
+export interface StartOptions {
+  /** The wall clock (ms epoch) for everything scheduled: deferrals, review sessions, timestamps. @default Date.now */
+  readonly now?: () => number;
+  /** How often clock-driven work is looked at. @default TICK_INTERVAL_MS */
+  readonly tickIntervalMs?: number;
+  /** Wait between reads of a PR whose mergeability GitHub is still computing. @default 2000 */
+  readonly mergeableIntervalMs?: number;
+}
+
 /** The composition root: wires config, store, bot and outbox together and starts polling. */
-export async function startNightshift(config: Config, log: Logger): Promise<Nightshift> {
+export async function startNightshift(config: Config, log: Logger, options: StartOptions = {}): Promise<Nightshift> {
   const redact = createRedactor(config.secrets);
-  const store = openStore(join(config.dataDir, DATABASE_FILE));
+  const now = options.now ?? Date.now;
+  const store = openStore(join(config.dataDir, DATABASE_FILE), { now });
   const pruned = store.inbox.prune();
   const pruneTimer = setInterval(() => {
     try {
@@ -46,10 +67,20 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     }
   }, INBOX_PRUNE_INTERVAL_MS).unref();
   const backlog = createBacklog({ store });
-  const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }) });
+  const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }), now });
   const respond = createRespond({ store, sender });
   let api: Api | undefined;
-  const notifier = createItemNotifier({ store, sender, api: () => api, log: log.child({ component: 'notifier' }) });
+  let desk: CardDesk | undefined;
+  const notifier = createItemNotifier({
+    store,
+    sender,
+    api: () => api,
+    log: log.child({ component: 'notifier' }),
+    onReady: (item) => {
+      // A card that fails here is not lost: the next tick finds the ready item without one.
+      void desk?.itemReady(item).catch((err: unknown) => log.error({ err, itemId: item.id }, 'could not send the review card; the next tick retries'));
+    },
+  });
   const workspace = createWorkspace({ dataDir: config.dataDir, serverUrl: config.github.serverUrl, token: config.github.token, log: log.child({ component: 'workspace' }) });
   const github = createGitHub({ token: config.github.token, baseUrl: config.github.apiUrl, log: log.child({ component: 'github' }), redact });
   const model = createAnthropicClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
@@ -79,6 +110,57 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     cleanup: (itemId) => workspace.remove(itemId).catch((err: unknown) => log.warn({ err, itemId }, 'could not remove the worktree')),
     log: log.child({ component: 'runner' }),
   });
+  const cardLog = log.child({ component: 'cards' });
+  const drift = createDriftSchedule({
+    store,
+    every: config.cards.driftEvery,
+    run: (checkpoint, signal) => runDriftCheckpoint({ ...stageDeps, model: config.models.review, budgetUsd: config.cards.driftBudgetUsd }, checkpoint, signal),
+    present: (checkpoint, report) => desk?.presentCheckpoint(checkpoint, report, config.telegram.allowedUsers),
+    failed: (checkpoint, reason) => {
+      for (const chatId of config.telegram.allowedUsers) {
+        store.outbox.enqueue({ chatId, text: `⚠️ The drift checkpoint of ${escapeHtml(checkpoint.repo)} failed: ${escapeHtml(reason)}` });
+      }
+      sender.kick();
+    },
+    now,
+    log: log.child({ component: 'drift' }),
+  });
+  const decisions = createDecisions({
+    store,
+    github,
+    workspace,
+    repos: config.repos,
+    review: (itemId) => runner.resume(itemId),
+    afterMerge: (item) => drift.afterMerge(item),
+    merge: {
+      method: config.cards.mergeMethod,
+      allowFailingChecks: config.cards.allowMergeWithFailingChecks,
+      ...(options.mergeableIntervalMs === undefined ? {} : { mergeableIntervalMs: options.mergeableIntervalMs }),
+    },
+    timeZone: config.timezone,
+    now,
+    log: cardLog,
+  });
+  desk = createCardDesk({
+    store,
+    sender,
+    decisions,
+    facts: (item) => collectCardFacts({ store, github, workspace, repos: config.repos, now, log: cardLog }, item),
+    reviewHours: config.cards.reviewHours,
+    timeZone: config.timezone,
+    allowMergeAnyway: config.cards.allowMergeWithFailingChecks,
+    now,
+    log: cardLog,
+  });
+  const cardDesk = desk;
+  const ticker = createTicker({
+    tick: async () => {
+      await cardDesk.tick();
+      drift.tick();
+    },
+    ...(options.tickIntervalMs === undefined ? {} : { intervalMs: options.tickIntervalMs }),
+    log: log.child({ component: 'ticker' }),
+  });
   const bot = createBot({
     token: config.telegram.token,
     apiRoot: config.telegram.apiRoot,
@@ -89,6 +171,17 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
     log,
     respond,
     redact,
+    review: {
+      store,
+      decisions,
+      desk: cardDesk,
+      respond,
+      status: () => ({
+        waiting: store.cards.countWaiting(),
+        medianDecisionMs: store.cards.medianDecisionMs(now() - DECISION_STATS_WINDOW_MS),
+        pausedRepos: store.checkpoints.paused().map((p) => p.repo),
+      }),
+    },
   });
   api = bot.api;
 
@@ -102,6 +195,8 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
       await polling.catch(() => undefined);
       // The run in hand is aborted at its next safe point and resumes on the next start.
       await runner.stop();
+      await ticker.stop();
+      await drift.stop();
       await sender.stop();
       clearInterval(pruneTimer);
       store.close();
@@ -110,6 +205,14 @@ export async function startNightshift(config: Config, log: Logger): Promise<Nigh
 
   sender.start(bot.api);
   runner.resumeInterrupted();
+  // Decisions a crash interrupted are settled (a merge is looked up, never repeated) before
+  // the clock-driven work starts.
+  void cardDesk
+    .reconcile()
+    .catch((err: unknown) => cardLog.error({ err }, 'could not settle interrupted decisions'))
+    .finally(() => {
+      if (!stopping) ticker.start();
+    });
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
   // fatal) but rejects on 401, which `done` turns into a clear fatal message.
   const polling = bot.start({

@@ -3,13 +3,32 @@ import type { Store } from '../store/open-store.js';
 import { classifyModelError, type ModelErrorOutcome } from './classify-model-error.js';
 import { PartialCallError, type ModelClient, type ModelRequest, type ModelResponse } from './model-client.js';
 
-/** Dollar caps a call is checked against. */
-export interface CallBudget {
+/**
+ * Dollar caps a call is checked against. A call made for an item is checked against the
+ * item's stage and item caps; a call made for no item (a drift checkpoint) has `itemId: null`,
+ * only a stage cap, and a ledger row without an item id.
+ */
+export type CallBudget = ItemCallBudget | RepoCallBudget;
+
+/** The caps of a call made for one item. */
+export interface ItemCallBudget {
   readonly itemId: number;
   /** Ledger stage the call is billed to. */
   readonly stage: string;
   readonly stageBudgetUsd: number;
   readonly itemBudgetUsd: number;
+}
+
+/**
+ * The cap of a call made for no item. The ledger keeps no per-checkpoint total, so the stage
+ * cap bounds each call (with the calls in flight beside it, through the shared reservation).
+ */
+export interface RepoCallBudget {
+  readonly itemId: null;
+  /** Ledger stage the call is billed to. */
+  readonly stage: string;
+  readonly stageBudgetUsd: number;
+  readonly itemBudgetUsd?: undefined;
 }
 
 /** A cap the next call could cross. */
@@ -20,7 +39,8 @@ export interface BudgetStop {
 
 /**
  * Whether a call of this request could cross the stage or item cap: persisted spend plus the
- * call's worst case (all input at the dearest rate, the full max_tokens of output).
+ * call's worst case (all input at the dearest rate, the full max_tokens of output). A call for
+ * no item has no persisted stage spend to count (see {@link RepoCallBudget}).
  */
 export function checkBudget(
   store: Store,
@@ -31,10 +51,11 @@ export function checkBudget(
   inFlightUsd = 0,
 ): BudgetStop | undefined {
   const worst = worstCaseCostUsd(estimateInputTokens(request), request.maxTokens, price);
-  const stageUsd = store.ledger.stageUsd(budget.itemId, budget.stage) + inFlightUsd;
+  const stageUsd = (budget.itemId === null ? 0 : store.ledger.stageUsd(budget.itemId, budget.stage)) + inFlightUsd;
   if (stageUsd + worst > budget.stageBudgetUsd) {
     return { limit: 'stage-budget', message: `spent $${stageUsd.toFixed(2)} of the $${budget.stageBudgetUsd.toFixed(2)} ${budget.stage} budget; the next call could cost up to $${worst.toFixed(2)}` };
   }
+  if (budget.itemId === null) return undefined;
   const itemUsd = store.ledger.itemUsd(budget.itemId) + inFlightUsd;
   if (itemUsd + worst > budget.itemBudgetUsd) {
     return { limit: 'item-budget', message: `spent $${itemUsd.toFixed(2)} of the $${budget.itemBudgetUsd.toFixed(2)} item budget; the next call could cost up to $${worst.toFixed(2)}` };
@@ -54,7 +75,7 @@ export type MeteredOutcome =
   | ModelErrorOutcome;
 
 /**
- * One model call outside an agent loop (a reviewer, triage): checked against the budget
+ * One model call outside an agent loop (a reviewer, triage, a drift checkpoint): checked against the budget
  * before, recorded in the ledger after (also when it broke off midway), errors classified.
  */
 export async function meteredCall(

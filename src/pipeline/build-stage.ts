@@ -6,6 +6,7 @@ import type { RepoName } from '../domain/parse-request.js';
 import type { GitHub } from '../github/create-github.js';
 import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import type { Item } from '../store/items.js';
+import type { Lesson } from '../store/lessons.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
 import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
@@ -21,6 +22,10 @@ export type StageOutcome =
 export const GUIDELINE_FILES = ['AGENTS.md', 'CLAUDE.md', 'CONTRIBUTING.md', '.github/CONTRIBUTING.md'] as const;
 /** Most characters of guidelines given to the agent. @default 20000 */
 export const GUIDELINES_MAX_CHARS = 20_000;
+/** Most characters of lessons given to a prompt; the newest are kept. @default 8000 */
+export const LESSONS_MAX_CHARS = 8_000;
+/** What a prompt's `<lessons>` fence holds while the repo has none. */
+export const NO_LESSONS = '(none yet)';
 
 /** What every stage that works on a worktree with the agent needs. */
 export interface StageDeps {
@@ -63,6 +68,8 @@ async function buildItem(deps: BuildStageDeps, item: Item, signal: AbortSignal):
     item_id: item.id,
     request: fenceData(item.request, 'request'),
     guidelines: fenceData(guidelines, 'guidelines'),
+    // Read now, not when the item was queued: a lesson taught since reaches this build.
+    lessons: formatLessons(deps.store.lessons.list(repo.fullName)),
   });
 
   const tools = await deps.createTools(ws.path);
@@ -131,6 +138,26 @@ export async function readGuidelines(workspace: Workspace, repo: RepoName): Prom
     if (text !== undefined && text.trim() !== '') parts.push(`--- ${file} ---\n${text.trim()}`);
   }
   return parts.length === 0 ? '(This repository has no AGENTS.md, CLAUDE.md or CONTRIBUTING.md.)' : truncate(parts.join('\n\n'), GUIDELINES_MAX_CHARS);
+}
+
+/**
+ * The body of a prompt's `<lessons>` fence: one line per lesson, `#<id> <text>`, oldest first,
+ * fenced as data; {@link NO_LESSONS} when there are none, so the prompt keeps its shape. A
+ * lesson's line breaks become spaces (one lesson cannot pass as several). Past
+ * {@link LESSONS_MAX_CHARS} the oldest are left out, and a first line says how many.
+ */
+export function formatLessons(lessons: readonly Lesson[]): string {
+  if (lessons.length === 0) return NO_LESSONS;
+  const lines = lessons.map((l) => truncate(`#${l.id} ${l.text.replace(/\s+/g, ' ').trim()}`, LESSONS_MAX_CHARS));
+  // Newest first, while they fit; the newest always does (each line is capped).
+  const kept: string[] = [];
+  let size = 0;
+  for (let i = lines.length - 1; i >= 0 && size + lines[i]!.length <= LESSONS_MAX_CHARS; i--) {
+    kept.unshift(lines[i]!);
+    size += lines[i]!.length + 1;
+  }
+  const left = lines.length - kept.length;
+  return fenceData([...(left > 0 ? [`(${left} older lessons left out)`] : []), ...kept].join('\n'), 'lessons');
 }
 
 /** Keeps data inside its XML fence: a closing tag in the data (any case or spacing) cannot end it early. */

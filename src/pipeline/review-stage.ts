@@ -10,7 +10,7 @@ import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
 import type { Item } from '../store/items.js';
 import type { Workspace } from '../workspace/create-workspace.js';
-import { fenceData, readGuidelines, type StageDeps, type StageOutcome } from './build-stage.js';
+import { fenceData, formatLessons, readGuidelines, type StageDeps, type StageOutcome } from './build-stage.js';
 import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
 import { loadAngles, type ReviewAngle } from './review/load-angles.js';
 
@@ -202,6 +202,8 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
       const context = renderPrompt(loadPrompt('review/context'), {
         repo: repo.fullName,
         guidelines: fenceData(await readGuidelines(deps.workspace, repo), 'guidelines'),
+        // Read per round: a lesson taught while this item waited reaches its reviewers.
+        lessons: formatLessons(store.lessons.list(repo.fullName)),
         request: fenceData(item.request, 'request'),
         diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff'),
         files: fenceData(await changedFiles(deps.workspace, ws.path, diff), 'files'),
@@ -432,7 +434,7 @@ async function fix(
         itemId: item.id,
         stage: `fix-${round}`,
         model: deps.models.fix,
-        system: renderPrompt(loadPrompt('fix'), {}),
+        system: renderPrompt(loadPrompt('fix'), { lessons: formatLessons(store.lessons.list(item.repo)) }),
         initialMessage: fixRequest(fixNow),
         tools: tools.tools,
         executors: tools.executors,

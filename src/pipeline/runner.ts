@@ -21,6 +21,8 @@ export interface Runner {
   startNext(): StartResult;
   /** Starts items a crash left in a working state, from their last checkpoint. */
   resumeInterrupted(): void;
+  /** Runs the review of an item sent back to `reviewing` (its PR head moved): now, or after the run in hand. */
+  resume(itemId: number): void;
   /** The item ended outside the runner (/cancel): abort its run if it is the one in hand, and clean up its workspace. */
   itemEnded(itemId: number): void;
   /** Aborts the run in hand (it stays resumable) and waits for it to wind down. */
@@ -178,6 +180,16 @@ export function createRunner(deps: {
         log.info({ itemId: first.id }, 'resuming an item interrupted by a restart');
         start(first);
       }
+    },
+    resume(itemId) {
+      if (abort.signal.aborted) return;
+      const item = store.items.get(itemId);
+      if (!item || !(item.state === 'reviewing' || item.state === 'fixing')) return;
+      if (current) {
+        if (current.item.id !== itemId && !pendingResumes.includes(itemId)) pendingResumes.push(itemId);
+        return;
+      }
+      start(item);
     },
     itemEnded(itemId) {
       if (current?.item.id === itemId) current.abort.abort(new Error('cancelled'));

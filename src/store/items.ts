@@ -20,6 +20,11 @@ export interface Item {
   readonly headSha: string | null;
   /** The outbox row of the item's progress message, edited as the run goes. */
   readonly progressOutboxId: number | null;
+  /** When a deferred item comes back (ms epoch). */
+  readonly wakeAt: number | null;
+  readonly mergeCommitSha: string | null;
+  /** The item whose review proposed this one. */
+  readonly parentItemId: number | null;
 }
 
 /** What a new item needs. */
@@ -52,6 +57,9 @@ const itemRow = z.object({
   pr_url: z.string().nullable(),
   head_sha: z.string().nullable(),
   progress_outbox_id: z.number().nullable(),
+  wake_at: z.number().nullable(),
+  merge_commit_sha: z.string().nullable(),
+  parent_item_id: z.number().nullable(),
 });
 
 function toItem(row: unknown): Item {
@@ -72,6 +80,9 @@ function toItem(row: unknown): Item {
     prUrl: r.pr_url,
     headSha: r.head_sha,
     progressOutboxId: r.progress_outbox_id,
+    wakeAt: r.wake_at,
+    mergeCommitSha: r.merge_commit_sha,
+    parentItemId: r.parent_item_id,
   };
 }
 
@@ -96,9 +107,17 @@ export function createItemStore(db: Database, now: () => number) {
   const openCount = db.prepare(`SELECT count(*) AS n FROM items WHERE state NOT IN (${inList(TERMINAL_STATES)})`);
   const activeItems = db.prepare(`SELECT * FROM items WHERE state IN (${inList(ACTIVE_STATES)}) ORDER BY id`);
   const countsByState = db.prepare('SELECT state, count(*) AS n FROM items GROUP BY state');
-  const oldestQueued = db.prepare(`SELECT * FROM items WHERE state = 'queued' ORDER BY id LIMIT 1`);
+  // Items of a repo whose building the human paused wait.
+  const oldestQueued = db.prepare(
+    `SELECT * FROM items WHERE state = 'queued' AND repo NOT IN (SELECT repo FROM paused_repos) ORDER BY id LIMIT 1`,
+  );
+  const setWake = db.prepare('UPDATE items SET wake_at = ?, updated_at = ? WHERE id = ?');
+  const dueDeferred = db.prepare(`SELECT * FROM items WHERE state = 'deferred' AND wake_at <= ? ORDER BY wake_at, id`);
+  const nextWake = db.prepare(`SELECT min(wake_at) AS at FROM items WHERE state = 'deferred'`);
+  const setMerged = db.prepare('UPDATE items SET merge_commit_sha = ?, updated_at = ? WHERE id = ?');
   const setPull = db.prepare('UPDATE items SET branch = ?, pr_number = ?, pr_url = ?, head_sha = ?, updated_at = ? WHERE id = ?');
   const setBranch = db.prepare('UPDATE items SET branch = ?, updated_at = ? WHERE id = ?');
+  const setHead = db.prepare('UPDATE items SET head_sha = ?, updated_at = ? WHERE id = ?');
   const setProgress = db.prepare('UPDATE items SET progress_outbox_id = ? WHERE id = ?');
   const setReview = db.prepare('UPDATE items SET review_summary = ?, updated_at = ? WHERE id = ?');
   const setComment = db.prepare('UPDATE items SET review_comment_id = ? WHERE id = ?');
@@ -182,6 +201,11 @@ export function createItemStore(db: Database, now: () => number) {
       setPull.run(pr.branch, pr.number, pr.url, pr.headSha, now(), id);
     },
 
+    /** Records the PR head the item's review ended on (the head its card offers to merge). */
+    setHeadSha(id: number, sha: string): void {
+      setHead.run(sha, now(), id);
+    },
+
     /** Remembers which outbox message is the item's progress message. */
     setProgressOutboxId(id: number, outboxId: number): void {
       setProgress.run(outboxId, id);
@@ -201,6 +225,26 @@ export function createItemStore(db: Database, now: () => number) {
     /** Remembers the id of the item's sticky PR comment. */
     setReviewCommentId(id: number, commentId: number): void {
       setComment.run(commentId, id);
+    },
+
+    /** Sets (or clears) when a deferred item comes back. */
+    setWakeAt(id: number, wakeAt: number | null): void {
+      setWake.run(wakeAt, now(), id);
+    },
+
+    /** Deferred items whose wake time has come, earliest first. */
+    dueDeferred(at: number): Item[] {
+      return dueDeferred.all(at).map(toItem);
+    },
+
+    /** The earliest wake time of a deferred item. */
+    nextWakeAt(): number | undefined {
+      return (nextWake.get() as { at: number | null }).at ?? undefined;
+    },
+
+    /** Records the commit a merge made. */
+    setMergeCommit(id: number, sha: string): void {
+      setMerged.run(sha, now(), id);
     },
 
     /** Item counts per state; states with no items are absent. */

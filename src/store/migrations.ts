@@ -150,6 +150,90 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX findings_item ON findings (item_id, round);
   `,
+  `
+  -- Deferred items wake at wake_at; a merged item keeps the merge commit.
+  ALTER TABLE items ADD COLUMN wake_at INTEGER;
+  ALTER TABLE items ADD COLUMN merge_commit_sha TEXT;
+  -- An outbox row with edit_of edits that (earlier) message instead of sending a new one.
+  ALTER TABLE outbox ADD COLUMN edit_of INTEGER REFERENCES outbox (id);
+
+  -- Drift checkpoints: every N merges of a repo, a look at where the code is heading.
+  CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    merges_total INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+    report TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX checkpoints_repo ON checkpoints (repo, id);
+
+  -- Cards: a message with decision buttons (a PR's review card, a drift checkpoint).
+  CREATE TABLE cards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('review', 'checkpoint')),
+    item_id INTEGER REFERENCES items (id),
+    checkpoint_id INTEGER REFERENCES checkpoints (id),
+    repo TEXT NOT NULL,
+    chat_id INTEGER NOT NULL,
+    head_sha TEXT,
+    status TEXT NOT NULL CHECK (status IN ('held', 'open', 'deciding', 'decided', 'superseded')),
+    deliver_at INTEGER,
+    outbox_id INTEGER REFERENCES outbox (id),
+    html TEXT,
+    risk TEXT,
+    decision TEXT,
+    decided_by INTEGER,
+    decided_by_name TEXT,
+    outcome TEXT,
+    created_at INTEGER NOT NULL,
+    shown_at INTEGER,
+    decided_at INTEGER
+  );
+  CREATE INDEX cards_item ON cards (item_id);
+  CREATE INDEX cards_status ON cards (status);
+
+  -- The opaque callback_data of each button, bound to its action, its card (if any) and the
+  -- message that carries it. One-shot buttons (re-queue, delete a lesson) record their use.
+  CREATE TABLE buttons (
+    token TEXT PRIMARY KEY,
+    card_id INTEGER REFERENCES cards (id),
+    action TEXT NOT NULL,
+    arg TEXT,
+    outbox_id INTEGER REFERENCES outbox (id),
+    used_at INTEGER
+  );
+  CREATE INDEX buttons_card ON buttons (card_id);
+
+  -- A question the bot asked and whose answer is the user's next text message.
+  CREATE TABLE awaiting_replies (
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('reject-reason')),
+    card_id INTEGER NOT NULL REFERENCES cards (id),
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, user_id)
+  );
+
+  -- What the human taught the bot by rejecting PRs; fed into later build and review prompts.
+  CREATE TABLE lessons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    text TEXT NOT NULL,
+    item_id INTEGER REFERENCES items (id),
+    created_by INTEGER,
+    created_at INTEGER NOT NULL,
+    deleted_at INTEGER
+  );
+  CREATE INDEX lessons_repo ON lessons (repo);
+
+  -- Repos whose building the human paused (from a drift checkpoint).
+  CREATE TABLE paused_repos (
+    repo TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    paused_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

@@ -2,10 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { createAgentRuns } from './agent-runs.js';
+import { createCards } from './cards.js';
+import { createCheckpoints } from './checkpoints.js';
 import { createFindings } from './findings.js';
 import { createInbox } from './inbox.js';
 import { createItemStore } from './items.js';
 import { createLedger } from './ledger.js';
+import { createLessons } from './lessons.js';
 import { migrate } from './migrations.js';
 import { createOutbox } from './outbox.js';
 
@@ -44,6 +47,9 @@ export function openStore(path: string, options: StoreOptions = {}) {
     ledger: createLedger(db, now),
     agentRuns: createAgentRuns(db, now),
     findings: createFindings(db, now),
+    cards: createCards(db, now),
+    lessons: createLessons(db, now),
+    checkpoints: createCheckpoints(db, now),
     /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn)();

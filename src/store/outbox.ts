@@ -11,6 +11,8 @@ export interface OutboxMessage {
   readonly itemId: number | null;
   readonly attempts: number;
   readonly createdAt: number;
+  /** Set when this row edits an earlier message (that row's id) instead of sending a new one. */
+  readonly editOf: number | null;
 }
 
 /** What to enqueue. */
@@ -19,6 +21,8 @@ export interface NewOutboxMessage {
   readonly text: string;
   readonly replyMarkup?: unknown;
   readonly itemId?: number;
+  /** Edit the message of this outbox row (text and buttons; no `replyMarkup` removes the buttons). */
+  readonly editOf?: number;
 }
 
 const outboxRow = z.object({
@@ -29,6 +33,7 @@ const outboxRow = z.object({
   item_id: z.number().nullable(),
   attempts: z.number().int(),
   created_at: z.number(),
+  edit_of: z.number().nullable(),
 });
 
 function toMessage(row: unknown): OutboxMessage {
@@ -41,6 +46,7 @@ function toMessage(row: unknown): OutboxMessage {
     itemId: r.item_id,
     attempts: r.attempts,
     createdAt: r.created_at,
+    editOf: r.edit_of,
   };
 }
 
@@ -51,8 +57,8 @@ function toMessage(row: unknown): OutboxMessage {
  */
 export function createOutbox(db: Database, now: () => number) {
   const insert = db.prepare(
-    `INSERT INTO outbox (chat_id, text, reply_markup, item_id, next_attempt_at, created_at)
-     VALUES (?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO outbox (chat_id, text, reply_markup, item_id, edit_of, next_attempt_at, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   // The oldest pending message of each chat: messages to one chat go out in order, so a
   // message waiting to be retried holds back the ones queued after it (and only those).
@@ -86,6 +92,7 @@ export function createOutbox(db: Database, now: () => number) {
             m.text,
             m.replyMarkup === undefined ? null : JSON.stringify(m.replyMarkup),
             m.itemId ?? null,
+            m.editOf ?? null,
             at,
             at,
           ).lastInsertRowid,

@@ -10,10 +10,12 @@ import type { BotContext } from './context.js';
 import { backlogFeature } from './features/backlog.js';
 import { cancelFeature } from './features/cancel.js';
 import { queueFeature } from './features/queue.js';
+import { reviewFeature } from './features/review.js';
 import { runFeature } from './features/run.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
 import { redactOutgoing } from './redact-outgoing.js';
+import type { ReviewStatus } from './messages.js';
 import type { Respond } from './respond.js';
 
 /** The commands shown in Telegram's menu (`setMyCommands`). */
@@ -23,6 +25,8 @@ export const BOT_COMMANDS: readonly BotCommand[] = [
   { command: 'cancel', description: 'Cancel an item: /cancel <id>' },
   { command: 'run', description: 'Start the oldest queued item now' },
   { command: 'status', description: 'Counts by state and what is running' },
+  { command: 'review', description: 'The next review card now' },
+  { command: 'lessons', description: 'What rejections taught the bot' },
   { command: 'help', description: 'How to use nightshift' },
 ];
 
@@ -41,6 +45,8 @@ export interface BotDeps {
   readonly respond: Respond;
   /** Applied to every string sent to Telegram. */
   readonly redact: (text: string) => string;
+  /** Review cards; without them the bot has no card buttons (unit tests of other features). */
+  readonly review?: Parameters<typeof reviewFeature>[0] & { status: () => ReviewStatus };
 }
 
 /**
@@ -66,11 +72,13 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
 
   const { respond } = deps;
   const features = bot.errorBoundary(errorHandler(deps.log, true));
+  // Before queueing: the text typed after Reject is its reason, not new work.
+  if (deps.review) features.use(reviewFeature(deps.review));
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, runner: deps.runner, respond }));
   features.use(runFeature({ runner: deps.runner, respond }));
-  features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
+  features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond, ...(deps.review ? { reviewStatus: deps.review.status } : {}) }));
   features.use(unhandledFeature({ respond }));
 
   bot.catch(errorHandler(deps.log, false));

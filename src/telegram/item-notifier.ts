@@ -23,7 +23,7 @@ export function itemEventText(item: Item, event: ItemEvent): string {
         (event.summary.trim() ? `\n\n${escapeHtml(event.summary.trim().slice(0, 1500))}` : '')
       );
     case 'ready':
-      return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)}`;
+      return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)} · the card follows`;
     case 'retry-later':
       return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
     case 'failed':
@@ -36,7 +36,15 @@ export function itemEventText(item: Item, event: ItemEvent): string {
  * (while it is still unsent, its outbox row is rewritten instead), and a new message for each
  * outcome. Never throws: a lost progress edit is not worth failing a run for.
  */
-export function createItemNotifier(deps: { store: Store; sender: OutboxSender; api: () => Api | undefined; log: Logger; now?: () => number }): ItemNotifier {
+export function createItemNotifier(deps: {
+  store: Store;
+  sender: OutboxSender;
+  api: () => Api | undefined;
+  log: Logger;
+  now?: () => number;
+  /** Sends the review card of an item that became ready. */
+  onReady: (item: Item) => void;
+}): ItemNotifier {
   const { store, sender, log } = deps;
   const now = deps.now ?? Date.now;
   const lastEdit = new Map<number, number>();
@@ -72,6 +80,12 @@ export function createItemNotifier(deps: { store: Store; sender: OutboxSender; a
         const text = itemEventText(item, event);
         if (event.kind === 'started' || event.kind === 'progress') {
           progress(item, text, event.kind === 'started');
+          return;
+        }
+        if (event.kind === 'ready') {
+          // The progress message closes; the review card is the message that asks for a decision.
+          progress(item, text, true);
+          deps.onReady(item);
           return;
         }
         store.outbox.enqueue(...splitHtml(text).map((part) => ({ chatId: item.chatId, text: part, itemId: item.id })));

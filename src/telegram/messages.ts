@@ -40,6 +40,8 @@ export function helpText(repos: readonly RepoName[]): string {
     '/backlog — open items, newest first',
     '/cancel &lt;id&gt; — cancel an item, e.g. /cancel 12',
     '/run — start the oldest queued item now',
+    '/review — the next review card now (when cards wait for a review session)',
+    '/lessons — what rejections taught the bot (with delete buttons)',
     '/status — counts by state and what is running',
     '/help — this message',
     '',
@@ -75,8 +77,16 @@ export function backlogText(page: BacklogPage): string {
   return [header, '', ...lines].join('\n');
 }
 
+/** The review side of /status: cards waiting and how fast they get decided. */
+export interface ReviewStatus {
+  readonly waiting: number;
+  /** Median ms from a card shown to decided, this week; undefined before the first decision. */
+  readonly medianDecisionMs: number | undefined;
+  readonly pausedRepos: readonly string[];
+}
+
 /** The /status text. */
-export function statusText(status: BacklogStatus): string {
+export function statusText(status: BacklogStatus, review?: ReviewStatus): string {
   const counts = Object.entries(status.counts)
     .filter(([, n]) => (n ?? 0) > 0)
     .map(([state, n]) => `${n} ${state}`)
@@ -86,7 +96,22 @@ export function statusText(status: BacklogStatus): string {
       ? 'Nothing is running.'
       : 'Running now:\n' +
         status.active.map((item) => `${STATE_ICONS[item.state]} #${item.id} ${escapeHtml(item.title)} <i>(${item.state}, ${escapeHtml(item.repo)})</i>`).join('\n');
-  return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, '', running].join('\n');
+  const cards = review
+    ? [
+        '',
+        `${review.waiting} card${review.waiting === 1 ? '' : 's'} waiting for you` +
+          (review.medianDecisionMs === undefined ? '' : ` · median time to decide this week: ${formatMinutes(review.medianDecisionMs)}`),
+        ...(review.pausedRepos.length > 0 ? [`⏸ Building paused: ${escapeHtml(review.pausedRepos.join(', '))}`] : []),
+      ]
+    : [];
+  return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, '', running, ...cards].join('\n');
+}
+
+function formatMinutes(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  return minutes < 60 ? `${minutes}m ${seconds % 60}s` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
 /** Reply to /cancel. */

@@ -40,6 +40,7 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
   async function send(api: Api, message: OutboxMessage): Promise<void> {
     const mlog = log.child({ outboxId: message.id, chatId: message.chatId, itemId: message.itemId ?? undefined });
     const markup = message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never };
+    if (message.editOf !== null) return edit(api, message, markup, mlog);
     let sentId: number;
     try {
       sentId = (await api.sendMessage(message.chatId, message.text, { parse_mode: 'HTML', link_preview_options: { is_disabled: true }, ...markup }, signal))
@@ -58,6 +59,38 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
       }
     }
     store.outbox.markSent(message.id, sentId);
+  }
+
+  // An edit of an earlier message (a card turned into its outcome). Messages to one chat go
+  // out in order, so the message it edits was sent (or given up on) before this row is due.
+  async function edit(api: Api, message: OutboxMessage, markup: { reply_markup?: never }, mlog: Logger): Promise<void> {
+    const target = store.outbox.get(message.editOf!);
+    if (target?.status !== 'sent' || target.telegramMessageId === null) {
+      mlog.warn({ editOf: message.editOf }, 'the message to edit was never sent; dropping the edit');
+      store.outbox.markFailed(message.id, 'the message to edit was never sent');
+      return;
+    }
+    const messageId = target.telegramMessageId;
+    const options = { link_preview_options: { is_disabled: true }, ...markup };
+    try {
+      await api.editMessageText(message.chatId, messageId, message.text, { parse_mode: 'HTML', ...options }, signal);
+    } catch (error) {
+      if (abort.signal.aborted) return;
+      if (error instanceof GrammyError && /not modified/i.test(error.description)) {
+        // The same edit landed before a crash (or a reply was lost): done.
+      } else if (error instanceof GrammyError && /can't parse entities/i.test(error.description)) {
+        mlog.error({ err: error }, 'Telegram rejected our HTML; editing with plain text');
+        try {
+          await api.editMessageText(message.chatId, messageId, htmlToPlain(message.text), options, signal);
+        } catch (plainError) {
+          if (abort.signal.aborted) return;
+          return handleFailure(message, plainError, mlog);
+        }
+      } else {
+        return handleFailure(message, error, mlog);
+      }
+    }
+    store.outbox.markSent(message.id, messageId);
   }
 
   function handleFailure(message: OutboxMessage, error: unknown, mlog: Logger): void {

@@ -9,6 +9,8 @@ export interface Reply {
   readonly html: string;
   readonly keyboard?: InlineKeyboardMarkup;
   readonly itemId?: number;
+  /** Tokens of stored buttons in `keyboard`, bound to the message that carries them. */
+  readonly buttons?: readonly string[];
 }
 
 /**
@@ -30,7 +32,7 @@ export function createRespond(deps: { store: Store; sender: OutboxSender }): Res
       const replies = result === undefined ? [] : Array.isArray(result) ? result : [result as Reply];
       for (const reply of replies) {
         const parts = splitHtml(reply.html);
-        store.outbox.enqueue(
+        const ids = store.outbox.enqueue(
           ...parts.map((text, i) => ({
             chatId,
             text,
@@ -38,6 +40,7 @@ export function createRespond(deps: { store: Store; sender: OutboxSender }): Res
             ...(reply.itemId === undefined ? {} : { itemId: reply.itemId }),
           })),
         );
+        if (reply.buttons) store.cards.attachButtons(reply.buttons, ids[ids.length - 1]!);
       }
       return true;
     });

@@ -110,6 +110,13 @@ export interface Workspace {
   diff(path: string, baseSha: string): Promise<string>;
   /** A file as committed at the worktree's HEAD (not the working copy), or undefined. */
   readAtHead(path: string, file: string): Promise<string | undefined>;
+  /**
+   * What commit `sha` of the repo changed against its first parent (a squash merge is one
+   * commit; a merge commit shows what it brought to the branch), read from the cached clone,
+   * fetched first unless the commit is already there (a commit never changes). The diff is
+   * always text, as for {@link Workspace.diff}. Throws WorkspaceError when the remote has no such commit.
+   */
+  commitDiff(repo: RepoName, sha: string): Promise<{ diff: string; stat: DiffStatEntry[] }>;
   /** Removes the item's worktree directory and its admin dir; branch refs stay. Idempotent. */
   remove(itemId: number): Promise<void>;
 }
@@ -550,6 +557,22 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       return withLock(wt.repo.clone, async () => {
         await guard(wt);
         return readBlob(wt.repo, await headOf(wt), rel, 0);
+      });
+    },
+
+    async commitDiff(repoName, sha) {
+      if (!SHA_RE.test(sha)) throw new WorkspaceError(`"${sha}" is not a commit sha`);
+      const repo = repoPaths(repoName.owner, repoName.name);
+      return withLock(repo.clone, async () => {
+        if (existsSync(join(repo.clone, 'HEAD'))) await restoreConfig(repo);
+        if (!existsSync(join(repo.clone, 'HEAD')) || (await commitOf(repo, sha)) === undefined) await syncClone(repo);
+        if ((await commitOf(repo, sha)) === undefined) throw new WorkspaceError(`${repo.fullName} has no commit ${sha} on any branch`);
+        // A root commit is compared with the empty tree (of this repository's hash).
+        const parent = (await commitOf(repo, `${sha}^1`)) ?? (await inClone(repo, ['hash-object', '-t', 'tree', '/dev/null'])).trim();
+        const options = ['--no-ext-diff', '--no-textconv', '--find-renames', parent, sha, '--'];
+        const diff = await inClone(repo, ['diff', '--text', '--no-color', ...options]);
+        const stat = parseNumstat(await inClone(repo, ['diff', '--numstat', '-z', ...options]));
+        return { diff, stat };
       });
     },
 

@@ -34,6 +34,9 @@ export function makeItem(overrides: Partial<Item> = {}): Item {
     prUrl: null,
     headSha: null,
     progressOutboxId: null,
+    wakeAt: null,
+    mergeCommitSha: null,
+    parentItemId: null,
     ...overrides,
   };
 }

@@ -1,0 +1,237 @@
+import type { InlineKeyboardButton, InlineKeyboardMarkup } from 'grammy/types';
+import { DEFER_CHOICES, DEFER_LABELS, describeWake, type DeferChoice } from '../domain/defer-until.js';
+import { SENSITIVE_LABELS, type SensitiveKind } from '../domain/change-facts.js';
+import type { ChecksState } from '../github/create-github.js';
+import type { CardFacts } from '../pipeline/card-facts.js';
+import type { ApproveOutcome, RejectOutcome } from '../pipeline/decisions.js';
+import type { DriftReport } from '../pipeline/drift-checkpoint.js';
+import type { CardButton } from '../store/cards.js';
+import type { Item } from '../store/items.js';
+import type { Lesson } from '../store/lessons.js';
+import { escapeHtml, html } from './format.js';
+
+// The review card and everything said around it, as pure functions of their data.
+
+/** Longest title or finding line on a card, in characters. @default 90 */
+export const CARD_LINE_MAX_CHARS = 90;
+/** Files listed by size on a card. @default 3 */
+export const CARD_TOP_FILES = 3;
+
+const short = (text: string, max = CARD_LINE_MAX_CHARS): string => {
+  const chars = [...text.replace(/\s+/g, ' ').trim()];
+  return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
+};
+const sha7 = (sha: string | null | undefined): string => (sha ? sha.slice(0, 7) : '?');
+const usd = (n: number): string => `$${n.toFixed(2)}`;
+
+/** "2h 10m", "4m", "3d 2h". */
+export function formatDuration(ms: number): string {
+  const minutes = Math.max(0, Math.round(ms / 60_000));
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours}h ${minutes % 60}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}
+
+/** "09:14" in `timeZone`. */
+export function formatClock(at: number, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(at);
+}
+
+const VERDICTS: Record<string, string> = {
+  ready: '✅ Reviewed: ready to merge',
+  ready_with_open_items: '🟡 Reviewed: ready, with open items',
+  needs_judgment: '🤔 Needs your judgment',
+};
+
+function header(item: Item, icon: string): string {
+  const pr = item.prUrl ? ` · <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '';
+  return `${icon} <b>#${item.id} ${escapeHtml(short(item.title))}</b>\n${escapeHtml(item.repo)}${pr}`;
+}
+
+/** The checks line: state, and which checks fail or wait. */
+export function checksLine(checks: CardFacts['checks']): string {
+  if ('error' in checks) return `❔ unknown (${escapeHtml(checks.error)})`;
+  return describeChecks(checks);
+}
+
+function describeChecks(checks: ChecksState): string {
+  const names = (list: readonly string[]) => escapeHtml(short(list.slice(0, 3).join(', ') + (list.length > 3 ? ` +${list.length - 3}` : ''), 60));
+  switch (checks.state) {
+    case 'passing':
+      return `✅ passing (${checks.passing.length})`;
+    case 'failing':
+      return `❌ failing: ${names(checks.failing)}`;
+    case 'pending':
+      return `⏳ pending: ${names(checks.pending)}`;
+    case 'none':
+      return '— none reported';
+  }
+}
+
+/** The review card's text. */
+export function reviewCardText(facts: CardFacts, note?: string): string {
+  const { item, summary } = facts;
+  const lines = [header(item, '👀'), `head <code>${sha7(facts.headSha)}</code>`];
+  if (facts.prHeadSha && facts.prHeadSha !== facts.headSha) lines.push(`⚠️ GitHub shows head <code>${sha7(facts.prHeadSha)}</code>, not the reviewed one`);
+  lines.push('');
+  lines.push(`<b>${VERDICTS[summary?.verdict ?? ''] ?? '❔ No review summary'}</b>` + (summary ? ` · ${summary.rounds} round${summary.rounds === 1 ? '' : 's'}` : ''));
+  if (summary?.judgment) lines.push(`<i>${escapeHtml(short(summary.judgment, 300))}</i>`);
+  for (const top of summary?.top ?? []) lines.push(`• ${escapeHtml(short(top))}`);
+  lines.push('');
+
+  if ('error' in facts.changes) lines.push(`<b>Changes</b> ❔ ${escapeHtml(facts.changes.error)}`);
+  else {
+    const c = facts.changes;
+    lines.push(`<b>Changes</b> ${c.files} file${c.files === 1 ? '' : 's'} · +${c.added} −${c.removed}` + (c.binary > 0 ? ` · ${c.binary} binary` : ''));
+    if (c.sensitive.length > 0) {
+      const byKind = new Map<SensitiveKind, string[]>();
+      for (const s of c.sensitive) byKind.set(s.kind, [...(byKind.get(s.kind) ?? []), s.path]);
+      for (const [kind, paths] of byKind) {
+        lines.push(`⚠️ touches ${SENSITIVE_LABELS[kind]}: ${paths.slice(0, 3).map((p) => `<code>${escapeHtml(short(p, 60))}</code>`).join(', ')}${paths.length > 3 ? ` +${paths.length - 3}` : ''}`);
+      }
+    }
+    for (const f of c.largest.slice(0, CARD_TOP_FILES)) {
+      lines.push(`  <code>${escapeHtml(short(f.path, 60))}</code> ${f.added === null ? 'binary' : `+${f.added} −${f.removed}`}`);
+    }
+  }
+  lines.push(`<b>Checks</b> ${checksLine(facts.checks)}`);
+
+  if (facts.fixed.length > 0) lines.push(`<b>Bots fixed</b> ${facts.fixed.length}: ${escapeHtml(short(facts.fixed.slice(0, 3).map((f) => f.title).join('; ')))}`);
+  if (facts.open.length > 0) {
+    lines.push(`<b>Still open</b> ${facts.open.length}:`);
+    for (const f of facts.open.slice(0, 3)) lines.push(`• [${f.severity}] ${escapeHtml(short(f.title))} <i>${escapeHtml(short(f.file, 40))}</i>`);
+  }
+  const proposed = facts.backlog.filter((b) => b.item.state === 'proposed');
+  if (facts.backlog.length > 0) {
+    lines.push(`<b>To backlog</b> ${facts.backlog.length}` + (proposed.length > 0 ? ` (${proposed.length} waiting for you, buttons below)` : ''));
+  }
+  const stages = facts.costs.map((c) => `${escapeHtml(c.stage)} ${usd(c.usd)}`).join(' · ');
+  lines.push(`<b>Cost</b> ${usd(facts.totalUsd)}${stages ? ` (${stages})` : ''} · <b>Time</b> ${formatDuration(facts.pipelineMs)} in the pipeline`);
+  if (note) lines.push('', note);
+  return lines.join('\n');
+}
+
+const find = (buttons: readonly CardButton[], action: string, arg?: string): CardButton | undefined =>
+  buttons.find((b) => b.action === action && (arg === undefined || b.arg === arg) && b.usedAt === null);
+const btn = (text: string, b: CardButton | undefined): InlineKeyboardButton[] => (b ? [{ text, callback_data: b.token }] : []);
+
+/** The card's main keyboard: the decision, "merge anyway" when offered, one row per proposed backlog item. */
+export function reviewCardKeyboard(buttons: readonly CardButton[], opts: { mergeAnyway?: boolean; proposed?: readonly Item[] } = {}): InlineKeyboardMarkup {
+  const rows: InlineKeyboardButton[][] = [[...btn('✅ Approve', find(buttons, 'approve')), ...btn('❌ Reject', find(buttons, 'reject')), ...btn('💤 Defer', find(buttons, 'defer-menu'))]];
+  if (opts.mergeAnyway) rows.push(btn('⚠️ Merge anyway (checks failing)', find(buttons, 'merge-anyway')));
+  for (const item of opts.proposed ?? []) rows.push(btn(`➕ Queue #${item.id}: ${short(item.title, 40)}`, find(buttons, 'queue-item', String(item.id))));
+  return { inline_keyboard: rows.filter((r) => r.length > 0) };
+}
+
+/** The Defer choices. */
+export function deferKeyboard(buttons: readonly CardButton[]): InlineKeyboardMarkup {
+  const choice = (c: DeferChoice) => btn(DEFER_LABELS[c], find(buttons, 'defer', c));
+  const [a, b, c, d] = DEFER_CHOICES;
+  return { inline_keyboard: [[...choice(a), ...choice(b)], [...choice(c), ...choice(d)], btn('« Back', find(buttons, 'back'))].filter((r) => r.length > 0) };
+}
+
+/** The question after Reject, with quick reasons. */
+export function rejectReasonText(item: Item): string {
+  return html`Why reject #${item.id} ${short(item.title, 60)}? Tap a reason or type your own; it becomes a lesson for future work on ${item.repo}.`;
+}
+
+/** The quick reasons, plus a way back. */
+export function rejectReasonKeyboard(buttons: readonly CardButton[]): InlineKeyboardMarkup {
+  const reasons = buttons.filter((b) => b.action === 'reason').map((b) => btn(b.arg ?? '?', b));
+  const rows: InlineKeyboardButton[][] = [];
+  for (let i = 0; i < reasons.length; i += 2) rows.push([...reasons[i]!, ...(reasons[i + 1] ?? [])]);
+  rows.push(btn('« Keep the PR', find(buttons, 'reason-cancel')));
+  return { inline_keyboard: rows.filter((r) => r.length > 0) };
+}
+
+/** What the card becomes after an approve, by outcome; `note` for the outcomes that keep it open. */
+export function approveNote(outcome: ApproveOutcome): string {
+  switch (outcome.kind) {
+    case 'merged':
+    case 'head-moved':
+      return '';
+    case 'checks':
+      return `⛔ <b>Not merged</b>: checks for this head are ${outcome.checks.state} (${describeChecks(outcome.checks)}).` +
+        (outcome.canForce ? ' You can merge anyway.' : outcome.checks.state === 'pending' ? ' Tap Approve again when they finish.' : '');
+    case 'not-mergeable':
+      return html`⛔ <b>Not merged</b>: GitHub says the PR cannot be merged (${short(outcome.reason, 200)}).`;
+    case 'mergeable-unknown':
+      return '⏸ <b>Not merged</b>: GitHub is still working out whether the PR can be merged. Tap Approve again in a minute.';
+    case 'unclear':
+      return html`⏸ <b>Not merged</b>: GitHub did not confirm the merge (${short(outcome.reason, 200)}), and the PR is still open at the reviewed head. Tap Approve to try again.`;
+    case 'closed':
+      return '⛔ <b>Not merged</b>: the PR was closed on GitHub. Reject or /cancel the item.';
+    case 'error':
+      return html`⏸ <b>Not merged</b>: ${short(outcome.reason, 200)}. Tap Approve to try again.`;
+  }
+}
+
+/** The card after a merge. */
+export function mergedCardText(item: Item, outcome: Extract<ApproveOutcome, { kind: 'merged' }>, by: string, timeZone: string): string {
+  const how = outcome.byGitHub ? 'already merged on GitHub' : `${outcome.method} · <code>${sha7(outcome.mergeCommitSha)}</code>`;
+  return `${header(item, '✅')}\nMerged by ${escapeHtml(by)} at ${formatClock(outcome.at, timeZone)} · ${how}`;
+}
+
+/** The card after the PR head moved. */
+export function headMovedCardText(item: Item, reviewed: string | null, now: string | null): string {
+  return `${header(item, '🔁')}\nNot merged: the PR head moved from <code>${sha7(reviewed)}</code> to <code>${sha7(now)}</code> after the review. Reviewing the new commits; a new card follows.`;
+}
+
+/** The card after a rejection. */
+export function rejectedCardText(outcome: RejectOutcome, by: string): string {
+  return (
+    `${header(outcome.item, '❌')}\nRejected by ${escapeHtml(by)}: <i>${escapeHtml(short(outcome.reason, 300))}</i>\nSaved as lesson #${outcome.lessonId} (/lessons).` +
+    (outcome.closeError ? html`\n⚠️ The PR could not be closed on GitHub (${short(outcome.closeError, 120)}); close it by hand.` : '')
+  );
+}
+
+/** The follow-up offer after a rejection. */
+export function requeueText(item: Item): string {
+  return html`Re-queue #${item.id} with your feedback so an agent tries again, or drop it?`;
+}
+
+/** The card after a deferral. */
+export function deferredCardText(item: Item, wakeAt: number, now: number, by: string, timeZone: string): string {
+  return `${header(item, '💤')}\nDeferred by ${escapeHtml(by)} until ${escapeHtml(describeWake(wakeAt, now, timeZone))}. A fresh card comes then.`;
+}
+
+/** The one-line digest before a review session's cards. */
+export function digestText(risks: readonly string[]): string {
+  const low = risks.filter((r) => r === 'low-risk').length;
+  const rest = risks.filter((r) => r !== 'low-risk');
+  const parts = [...(low > 0 ? [`${low} low-risk`] : []), ...rest.map((r) => `1 ${r}`)];
+  return html`📬 ${risks.length} PR${risks.length === 1 ? '' : 's'} ready: ${parts.join(', ')}`;
+}
+
+/** /lessons. */
+export function lessonsText(lessons: readonly Lesson[]): string {
+  if (lessons.length === 0) return 'No lessons yet. When you reject a PR, its reason becomes a lesson that later builds and reviews of that repo see.';
+  const lines = lessons.map((l) => `<b>#${l.id}</b> <i>${escapeHtml(l.repo)}</i>: ${escapeHtml(short(l.text, 200))}`);
+  return ['<b>Lessons</b> (fed into builds and reviews of their repo)', ...lines].join('\n');
+}
+
+/** One delete button per lesson. */
+export function lessonsKeyboard(lessons: readonly Lesson[], buttons: readonly CardButton[]): InlineKeyboardMarkup {
+  return { inline_keyboard: lessons.map((l) => btn(`🗑 Delete #${l.id}`, find(buttons, 'delete-lesson', String(l.id)))).filter((r) => r.length > 0) };
+}
+
+/** A drift checkpoint card. */
+export function checkpointText(repo: string, report: DriftReport): string {
+  const concerns = report.concerns.slice(0, 5).map((c) => `• [${c.severity}] ${escapeHtml(short(c.text, 200))}`);
+  const merged = report.merged.map((m) => `#${m.id}`).join(', ');
+  return [
+    `🧭 <b>Drift checkpoint</b> · ${escapeHtml(repo)}`,
+    `${report.merged.length} merges since the last one (${merged}) · ${report.files} files · +${report.added} −${report.removed}`,
+    '',
+    `<b>Direction</b> ${escapeHtml(short(report.direction, 600))}`,
+    ...(concerns.length > 0 ? ['', `<b>Looks globally wrong</b>`, ...concerns] : ['', 'Nothing looks globally wrong.']),
+    '',
+    report.onTrack ? 'The design reviewer thinks this is on track.' : '<b>The design reviewer thinks this is drifting.</b>',
+  ].join('\n');
+}
+
+/** The checkpoint's buttons. */
+export function checkpointKeyboard(buttons: readonly CardButton[]): InlineKeyboardMarkup {
+  return { inline_keyboard: [[...btn('👍 On track', find(buttons, 'on-track')), ...btn('⏸ Pause building', find(buttons, 'pause'))]] };
+}
