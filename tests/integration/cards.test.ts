@@ -66,14 +66,8 @@ afterEach(async () => {
 });
 
 const db = () => new Database(join(dataDir, 'nightshift.db'), { readonly: true });
-const itemRow = (id: number) => {
-  const d = db();
-  try {
-    return d.prepare('SELECT state, head_sha, merge_commit_sha, branch FROM items WHERE id = ?').get(id) as { state: string; head_sha: string; merge_commit_sha: string | null; branch: string };
-  } finally {
-    d.close();
-  }
-};
+const itemRow = (id: number) =>
+  query((d) => d.prepare('SELECT state, head_sha, merge_commit_sha, branch FROM items WHERE id = ?').get(id) as { state: string; head_sha: string; merge_commit_sha: string | null; branch: string }, undefined)!;
 
 const buttons = (m: SentMessage) => ((m.reply_markup as { inline_keyboard?: Array<Array<{ text: string; callback_data: string }>> } | undefined)?.inline_keyboard ?? []).flat();
 const button = (m: SentMessage, label: RegExp) => {
@@ -81,7 +75,22 @@ const button = (m: SentMessage, label: RegExp) => {
   if (!found) throw new Error(`no button ${label} under message ${m.message_id}: ${buttons(m).map((b) => b.text).join(', ')}`);
   return found.callback_data;
 };
-const cards = () => telegram.sent(ALICE.id).filter((m) => /head <code>/.test(m.text));
+/** Reads the bot's database (read-only); `fallback` before it exists. */
+function query<T>(read: (d: Database.Database) => T, fallback: T): T {
+  if (!existsSync(join(dataDir, 'nightshift.db'))) return fallback;
+  const d = db();
+  try {
+    return read(d);
+  } finally {
+    d.close();
+  }
+}
+/** The review cards sent so far (as they read now), oldest first. */
+const cards = () =>
+  query((d) => d.prepare(`SELECT o.telegram_message_id AS id FROM cards c JOIN outbox o ON o.id = c.outbox_id WHERE c.kind = 'review' AND o.telegram_message_id IS NOT NULL ORDER BY c.id`).all() as Array<{ id: number }>, [])
+    .map((r) => telegram.sent(ALICE.id).find((m) => m.message_id === r.id))
+    .filter((m): m is SentMessage => m !== undefined);
+const heldCards = () => query((d) => (d.prepare(`SELECT count(*) AS n FROM cards WHERE status = 'held'`).get() as { n: number }).n, 0);
 /** The n-th review card sent (1-based). */
 const waitForCard = (n = 1) => telegram.waitFor(() => cards()[n - 1], { what: `review card ${n}`, timeoutMs: 60_000 });
 const current = (m: SentMessage) => telegram.sent(ALICE.id).find((s) => s.message_id === m.message_id)!;
@@ -107,10 +116,10 @@ describe('the review card', () => {
     expect(item.state).toBe('ready');
     // The facts: verdict, changes from git, checks, cost, time; and the three decisions.
     expect(card.text).toContain('Reviewed: ready to merge');
-    expect(card.text).toMatch(/Changes 1 file · \+1 −0/);
-    expect(card.text).toContain(`head ${item.head_sha.slice(0, 7)}`);
-    expect(card.text).toMatch(/Checks — none reported/);
-    expect(card.text).toMatch(/Cost \$\d+\.\d\d \(build/);
+    expect(card.text).toMatch(/<b>Changes<\/b> 1 file · \+1 −0/);
+    expect(card.text).toContain(`head <code>${item.head_sha.slice(0, 7)}</code>`);
+    expect(card.text).toMatch(/<b>Checks<\/b> — none reported/);
+    expect(card.text).toMatch(/<b>Cost<\/b> \$\d+\.\d\d \(build/);
     expect(buttons(card).map((b) => b.text)).toEqual(['✅ Approve', '❌ Reject', '💤 Defer']);
     for (const b of buttons(card)) expect(Buffer.byteLength(b.callback_data)).toBeLessThanOrEqual(64);
 
@@ -162,6 +171,7 @@ describe('the review card', () => {
   it('refuses a head that moved after review, reviews the new head, and sends a new card', { timeout: 120_000 }, async () => {
     await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
     const card = await itemToCard(1);
+    const approve = button(card, /Approve/);
     const reviewed = itemRow(1);
     // Someone pushes to the PR branch after the review.
     const clone = mkdtempSync(join(tmpdir(), 'ns-push-'));
@@ -177,9 +187,9 @@ describe('the review card', () => {
     const again = itemRow(1);
     expect(again.state).toBe('ready');
     expect(again.head_sha).not.toBe(reviewed.head_sha);
-    expect(second.text).toContain(`head ${again.head_sha.slice(0, 7)}`);
+    expect(second.text).toContain(`head <code>${again.head_sha.slice(0, 7)}</code>`);
     // The old card's buttons are refused now.
-    const stale = telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: ALICE.id }, button(card, /Approve/));
+    const stale = telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: ALICE.id }, approve);
     await waitForAnswer(stale.callback_query!.id);
     expect(answerOf(stale.callback_query!.id)!.params.text).toMatch(/out of date|no longer/);
     expect(github.callsOf(MERGE)).toHaveLength(0);
@@ -290,9 +300,10 @@ describe('cards and the clock (in process, injected clock)', () => {
     inProcess = inProcess.filter((a) => a !== app);
     clock.now = Date.UTC(2026, 10, 25, 10, 59);
     await start();
-    // Not yet: give the ticker a few turns.
-    const ticks = telegram.calls.length;
-    await telegram.waitFor(() => telegram.calls.length > ticks + 2, { what: 'a few polls' });
+    // Not yet: the restarted bot answers, the item still sleeps, and no new card came.
+    telegram.pushMessage(ALICE, '/status');
+    await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => /card(s)? waiting/.test(m.text)), { what: '/status after the restart' });
+    expect(itemRow(1).state).toBe('deferred');
     expect(cards()).toHaveLength(1);
     clock.now = Date.UTC(2026, 10, 25, 11, 0, 1);
     const fresh = await waitForCard(2);
@@ -307,9 +318,8 @@ describe('cards and the clock (in process, injected clock)', () => {
     await start({ NIGHTSHIFT_REVIEW_HOURS: '08:30,13:00' });
     telegram.pushMessage(ALICE, 'Add feature 1');
     telegram.pushMessage(ALICE, '/run');
-    await telegram.waitFor(() => itemRow(1)?.state === 'ready', { what: 'item 1 ready', timeoutMs: 60_000 });
-    const polls = telegram.callsOf('getUpdates').length;
-    await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls + 2, { what: 'a few polls' });
+    await telegram.waitFor(() => heldCards() === 1, { what: 'the card of item 1 to be held', timeoutMs: 60_000 });
+    expect(itemRow(1).state).toBe('ready');
     expect(cards()).toHaveLength(0);
     telegram.pushMessage(ALICE, '/review');
     await waitForCard(1);
@@ -317,7 +327,7 @@ describe('cards and the clock (in process, injected clock)', () => {
 
     telegram.pushMessage(ALICE, 'Add feature 2');
     telegram.pushMessage(ALICE, '/run');
-    await telegram.waitFor(() => itemRow(2)?.state === 'ready', { what: 'item 2 ready', timeoutMs: 60_000 });
+    await telegram.waitFor(() => heldCards() === 1, { what: 'the card of item 2 to be held', timeoutMs: 60_000 });
     expect(cards()).toHaveLength(1);
     clock.now = Date.UTC(2026, 10, 25, 8, 30);
     const second = await waitForCard(2);
