@@ -132,7 +132,7 @@ const positiveInt = (what: string) =>
 const positiveNumber = (what: string) =>
   z.string().regex(/^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$/, { error: `must be a positive number (${what})` }).transform(Number).refine((n) => n > 0, { error: `must be more than 0 (${what})` });
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
-const modelId = z.string().regex(/^[a-z0-9][a-z0-9.:@_-]*$/i, { error: 'does not look like a model id (e.g. claude-sonnet-4-5)' });
+const modelId = z.string().regex(/^[a-z0-9][a-z0-9.:@_-]*$/i, { error: 'does not look like a model id (e.g. claude-sonnet-4-6)' });
 const pricesJson = z.string().transform((value, ctx) => {
   const priceShape = z.record(z.string(), z.object({ input: z.number().nonnegative(), output: z.number().nonnegative() }).strict());
   let parsed: unknown;
@@ -204,8 +204,8 @@ const schema = z.object({
     .string()
     .refine(isTimeZone, { error: 'not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)' })
     .optional(),
-  NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-5'),
-  NIGHTSHIFT_MODEL_REVIEW: modelId.default('claude-opus-4-5'),
+  NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-6'),
+  NIGHTSHIFT_MODEL_REVIEW: modelId.default('claude-opus-4-6'),
   NIGHTSHIFT_REVIEW_ROUNDS: positiveInt('review rounds per item').refine((n) => n <= 5, { error: 'must be at most 5' }).default(2),
   NIGHTSHIFT_REVIEW_CONCURRENCY: positiveInt('reviewers running at once').default(3),
   NIGHTSHIFT_REVIEW_MAX_OUTPUT_TOKENS: positiveInt('output tokens per review call')
