@@ -76,6 +76,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     sender,
     api: () => api,
     log: log.child({ component: 'notifier' }),
+    now,
     onReady: (item) => {
       // A card that fails here is not lost: the next tick finds the ready item without one.
       void desk?.itemReady(item).catch((err: unknown) => log.error({ err, itemId: item.id }, 'could not send the review card; the next tick retries'));

@@ -17,7 +17,9 @@ export interface QueueRequest {
 export type CancelOutcome =
   | { readonly kind: 'cancelled'; readonly item: Item }
   | { readonly kind: 'not-found' }
-  | { readonly kind: 'not-cancellable'; readonly item: Item };
+  | { readonly kind: 'not-cancellable'; readonly item: Item }
+  /** Its review card is being decided (a merge may be under way): try again in a moment. */
+  | { readonly kind: 'deciding'; readonly item: Item };
 
 /** A page of open items. */
 export interface BacklogPage {
@@ -67,6 +69,8 @@ export function createBacklog(deps: { store: Store }) {
         const item = store.items.get(id);
         if (!item) return { kind: 'not-found' } as const;
         if (!canTransition(item.state, 'cancelled')) return { kind: 'not-cancellable', item } as const;
+        // Its card goes with it, unless a decision on it is in flight.
+        if (!store.cards.supersedeOfItem(id, 'the item was cancelled')) return { kind: 'deciding', item } as const;
         return { kind: 'cancelled', item: store.items.transition(id, 'cancelled', reason) } as const;
       });
     },

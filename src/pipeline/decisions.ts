@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { deferUntil, type DeferChoice } from '../domain/defer-until.js';
+import { DEFER_CHOICES, deferUntil, type DeferChoice } from '../domain/defer-until.js';
 import type { RepoName } from '../domain/parse-request.js';
-import type { ChecksState, GitHub } from '../github/create-github.js';
+import type { ChecksState, GitHub, MergeOutcome } from '../github/create-github.js';
 import type { Card, CardButton, Decider } from '../store/cards.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
@@ -10,8 +10,32 @@ import type { Workspace } from '../workspace/create-workspace.js';
 /** How GitHub merges an approved PR. */
 export type MergeMethod = 'merge' | 'squash' | 'rebase';
 
-/** How long a Reject waits for its reason before the card is open again. @default 30 minutes */
-export const REASON_WAIT_MS = 30 * 60_000;
+/** How long a Reject waits for its reason before the card is open again. @default 10 minutes */
+export const REASON_WAIT_MS = 10 * 60_000;
+/** A decision claimed this long ago whose work is not running any more is settled by the tick. @default 15 minutes */
+export const STUCK_DECISION_MS = 15 * 60_000;
+
+/** Every action a stored button may carry; anything else read back is refused. */
+export const BUTTON_ACTIONS = [
+  'approve',
+  'merge-anyway',
+  'reject',
+  'reason',
+  'reason-cancel',
+  'defer-menu',
+  'back',
+  'defer',
+  'requeue',
+  'drop',
+  'queue-item',
+  'on-track',
+  'pause',
+  'resume-repo',
+  'delete-lesson',
+] as const;
+
+/** The outcome of an approve whose merge GitHub reported without our call (by hand, or before a crash). */
+export const MERGED_ON_GITHUB = 'merged on GitHub';
 
 /** The quick reasons offered for a rejection (button label = lesson text). */
 export const QUICK_REASONS = ['wrong approach', 'too big', 'not needed', 'quality'] as const;
@@ -21,28 +45,13 @@ export const QUICK_REASONS = ['wrong approach', 'too big', 'not needed', 'qualit
  * on-track, pause); the rest navigate (defer-menu, back), answer a question (reason,
  * reason-cancel) or are one-shot follow-ups (requeue, drop, queue-item, resume-repo, delete-lesson).
  */
-export type ButtonAction =
-  | 'approve'
-  | 'merge-anyway'
-  | 'reject'
-  | 'reason'
-  | 'reason-cancel'
-  | 'defer-menu'
-  | 'back'
-  | 'defer'
-  | 'requeue'
-  | 'drop'
-  | 'queue-item'
-  | 'on-track'
-  | 'pause'
-  | 'resume-repo'
-  | 'delete-lesson';
+export type ButtonAction = (typeof BUTTON_ACTIONS)[number];
 
 /** The result of validating (and, for decisions, claiming) a tap. */
 export type TapResult =
   | { readonly kind: 'refused'; readonly why: string }
   | { readonly kind: 'taken'; readonly why: string }
-  | { readonly kind: 'ok'; readonly button: CardButton; readonly card: Card | undefined; readonly item: Item | undefined };
+  | { readonly kind: 'ok'; readonly action: ButtonAction; readonly button: CardButton; readonly card: Card | undefined; readonly item: Item | undefined };
 
 /** Where a tap came from. */
 export interface TapOrigin {
@@ -61,16 +70,15 @@ export type ApproveOutcome =
   | { readonly kind: 'mergeable-unknown' }
   | { readonly kind: 'unclear'; readonly reason: string }
   | { readonly kind: 'closed' }
-  | { readonly kind: 'error'; readonly reason: string };
+  | { readonly kind: 'error'; readonly reason: string }
+  /** GitHub merged it but recording that failed; the next tick reads the PR and records it. */
+  | { readonly kind: 'merged-unrecorded'; readonly mergeCommitSha: string };
 
 /** What a Reject ended in. */
-export interface RejectOutcome {
-  readonly item: Item;
-  readonly reason: string;
-  readonly lessonId: number;
-  /** Why the PR could not be closed on GitHub (the rejection stands anyway). */
-  readonly closeError?: string;
-}
+export type RejectOutcome =
+  | { readonly kind: 'rejected'; readonly item: Item; readonly reason: string; readonly lessonId: number; /** Why the PR could not be closed (the rejection stands). */ readonly closeError?: string }
+  /** The item left `ready` (cancelled) while the reason was awaited: the card is void. */
+  | { readonly kind: 'void'; readonly why: string };
 
 /** Collaborators of {@link createDecisions}. */
 export interface DecisionsDeps {
@@ -102,6 +110,8 @@ export interface DecisionsDeps {
  */
 export function createDecisions(deps: DecisionsDeps) {
   const { store, github, log } = deps;
+  // Cards whose approve or reject is running in this process.
+  const running = new Set<number>();
 
   const repoOf = (name: string): RepoName => {
     const repo = deps.repos.find((r) => r.fullName === name);
@@ -140,8 +150,9 @@ export function createDecisions(deps: DecisionsDeps) {
     }
     const card = button.cardId === null ? undefined : store.cards.get(button.cardId);
     const item = card?.itemId == null ? undefined : store.items.get(card.itemId);
-    const action = button.action as ButtonAction;
-    const ok = { kind: 'ok', button, card, item } as const;
+    const action = BUTTON_ACTIONS.find((a) => a === button.action);
+    if (!action) return { kind: 'refused', why: 'This button is not valid.' };
+    const ok = { kind: 'ok', action, button, card, item } as const;
 
     // One-shot follow-ups: valid until used, whatever happened to the card since.
     if (action === 'requeue' || action === 'drop' || action === 'queue-item' || action === 'resume-repo' || action === 'delete-lesson') {
@@ -167,9 +178,13 @@ export function createDecisions(deps: DecisionsDeps) {
       if (action === 'defer-menu' || action === 'back') return ok;
       const decision = action === 'merge-anyway' ? 'approve' : action === 'defer' ? `defer` : action;
       if (action === 'merge-anyway' && !deps.merge.allowFailingChecks) return { kind: 'refused', why: 'Merging with failing checks is not allowed here.' };
+      if (action === 'defer' && !DEFER_CHOICES.some((c) => c === button.arg)) return { kind: 'refused', why: 'This button is not valid.' };
       if (!['approve', 'reject', 'defer'].includes(decision)) return { kind: 'refused', why: 'This button is not valid.' };
       if (!store.cards.claim(card.id, decision, origin.by)) return { kind: 'taken', why: taken(store.cards.get(card.id)!) };
       if (action === 'reject') {
+        // One question at a time per user: an earlier Reject still waiting for its reason is backed out.
+        const earlier = store.cards.awaitedReply(origin.chatId, origin.by.id);
+        if (earlier && earlier.cardId !== card.id) store.cards.release(earlier.cardId);
         store.cards.awaitReply({ chatId: origin.chatId, userId: origin.by.id, kind: 'reject-reason', cardId: card.id, expiresAt: deps.now() + REASON_WAIT_MS });
       }
       return { ...ok, card: store.cards.get(card.id)! };
@@ -206,22 +221,55 @@ export function createDecisions(deps: DecisionsDeps) {
     const merged = store.transaction(() => {
       store.items.setMergeCommit(item.id, mergeCommitSha);
       const done = store.items.transition(item.id, 'merged', byGitHub ? 'merged on GitHub' : `merged ${mergeCommitSha.slice(0, 7)} (${deps.merge.method})`);
-      store.cards.decide(card.id, 'approve', `merged ${mergeCommitSha.slice(0, 7)}`);
+      store.cards.decide(card.id, 'approve', byGitHub ? MERGED_ON_GITHUB : `merged (${deps.merge.method})`);
       store.cards.dropRepliesOf(card.id);
       return done;
     });
     return { kind: 'merged', item: merged, mergeCommitSha, method: deps.merge.method, at, byGitHub };
   }
 
-  /** After the merge: the branch and the worktree go (best effort), drift checkpoints count it. */
-  async function cleanUpMerged(item: Item): Promise<void> {
-    const repo = repoOf(item.repo);
-    if (item.branch) await github.deleteBranch(repo, item.branch).catch((err: unknown) => log.warn({ err, itemId: item.id }, 'could not delete the merged branch'));
-    await deps.workspace.remove(item.id).catch((err: unknown) => log.warn({ err, itemId: item.id }, 'could not remove the worktree'));
+  /**
+   * What a decided card still owes the world: after a merge the branch and worktree go and
+   * drift checkpoints count it; after a rejection the PR is closed (with the reason quoted) and
+   * the worktree goes. Idempotent, so a crash in the middle is finished on the next start.
+   */
+  async function followUp(card: Card, reason?: string): Promise<{ closeError?: string }> {
+    const item = card.itemId === null ? undefined : store.items.get(card.itemId);
+    let closeError: string | undefined;
+    if (item?.state === 'merged') {
+      const repo = repoOf(item.repo);
+      if (item.branch) await github.deleteBranch(repo, item.branch).catch((err: unknown) => log.warn({ err, itemId: item.id }, 'could not delete the merged branch'));
+      try {
+        deps.afterMerge(item);
+      } catch (err) {
+        log.error({ err, itemId: item.id }, 'could not check for a drift checkpoint');
+      }
+    } else if (item?.state === 'rejected' && item.prNumber !== null) {
+      const text = reason ?? card.outcome?.replace(/^rejected: /, '') ?? 'rejected';
+      try {
+        await github.closePullRequest({
+          repo: repoOf(item.repo),
+          number: item.prNumber,
+          comment: `Rejected by ${card.decidedByName ?? 'the developer'} from nightshift:\n\n${text.split('\n').map((l) => `> ${l}`).join('\n')}`,
+          marker: `<!-- nightshift:rejected:${item.id} -->`,
+        });
+      } catch (error) {
+        closeError = describeError(error);
+        log.warn({ err: error, itemId: item.id }, 'could not close the rejected PR');
+      }
+    }
+    if (item) await deps.workspace.remove(item.id).catch((err: unknown) => log.warn({ err, itemId: item.id }, 'could not remove the worktree'));
+    store.cards.followedUp(card.id);
+    return closeError ? { closeError } : {};
+  }
+
+  /** Runs `work` for a claimed card, marking it in flight so the stuck-decision sweep leaves it alone. */
+  async function inFlight<T>(cardId: number, work: () => Promise<T>): Promise<T> {
+    running.add(cardId);
     try {
-      deps.afterMerge(item);
-    } catch (err) {
-      log.error({ err, itemId: item.id }, 'could not check for a drift checkpoint');
+      return await work();
+    } finally {
+      running.delete(cardId);
     }
   }
 
@@ -229,24 +277,24 @@ export function createDecisions(deps: DecisionsDeps) {
    * Merges the card's PR at exactly the reviewed head. The card must have been claimed with
    * `approve` by `tap`. Fails closed: anything unknown gives the card back without merging.
    */
-  async function approve(cardId: number, force: boolean): Promise<ApproveOutcome> {
+  function approve(cardId: number, force: boolean): Promise<ApproveOutcome> {
+    return inFlight(cardId, () => approveClaimed(cardId, force));
+  }
+
+  async function approveClaimed(cardId: number, force: boolean): Promise<ApproveOutcome> {
     const card = store.cards.get(cardId);
     const item = card?.itemId == null ? undefined : store.items.get(card.itemId);
     if (!card || !item || card.status !== 'deciding' || card.decision !== 'approve') throw new Error(`card ${cardId} is not being approved`);
     if (item.prNumber === null || card.headSha === null) return giveBack(card, { kind: 'error', reason: 'the item has no pull request' });
     const repo = repoOf(item.repo);
     const ilog = log.child({ itemId: item.id, pr: item.prNumber });
+    let result: MergeOutcome;
     try {
       const pr = await github.readMergeable(repo, item.prNumber, {
         ...(deps.merge.mergeableAttempts === undefined ? {} : { attempts: deps.merge.mergeableAttempts }),
         ...(deps.merge.mergeableIntervalMs === undefined ? {} : { intervalMs: deps.merge.mergeableIntervalMs }),
       });
-      if (pr.merged) {
-        // Merged on GitHub by hand: record what happened instead of merging again.
-        const outcome = recordMerged(card, item, pr.mergeCommitSha ?? pr.headSha, true);
-        await cleanUpMerged(store.items.get(item.id)!);
-        return outcome;
-      }
+      if (pr.merged) return await settleMerged(card, item, pr.mergeCommitSha ?? pr.headSha, true);
       if (pr.state === 'closed') return giveBack(card, { kind: 'closed' });
       if (pr.headSha !== card.headSha) return await sendBack(card, item, pr.headSha);
       const checks = await github.checksFor(repo, card.headSha, pr.baseRef);
@@ -257,69 +305,114 @@ export function createDecisions(deps: DecisionsDeps) {
       }
       if (pr.mergeable === null) return giveBack(card, { kind: 'mergeable-unknown' });
       if (pr.mergeable === false) return giveBack(card, { kind: 'not-mergeable', reason: 'it conflicts with the base branch' });
-
-      const result = await github.mergePullRequest({ repo, number: item.prNumber, sha: card.headSha, method: deps.merge.method, title: `${item.title} (#${item.prNumber})` });
-      switch (result.kind) {
-        case 'merged': {
-          ilog.info({ mergeCommitSha: result.mergeCommitSha, force }, 'merged');
-          const outcome = recordMerged(card, item, result.mergeCommitSha, false);
-          await cleanUpMerged(store.items.get(item.id)!);
-          return outcome;
-        }
-        case 'head-moved':
-          return await sendBack(card, item, result.headSha);
-        case 'not-mergeable':
-          return giveBack(card, { kind: 'not-mergeable', reason: result.reason });
-        case 'unclear':
-          ilog.warn({ reason: result.reason }, 'GitHub did not confirm the merge; nothing merged');
-          return giveBack(card, { kind: 'unclear', reason: result.reason });
+      // The item may have been cancelled, or the card voided, while GitHub was read.
+      const now = store.items.get(item.id);
+      if (store.cards.get(card.id)?.status !== 'deciding' || now?.state !== 'ready' || now.headSha !== card.headSha) {
+        return giveBack(card, { kind: 'error', reason: `#${item.id} changed while the PR was checked` });
       }
+      result = await github.mergePullRequest({ repo, number: item.prNumber, sha: card.headSha, method: deps.merge.method, title: `${item.title} (#${item.prNumber})` });
     } catch (error) {
-      ilog.error({ err: error }, 'approve failed; nothing merged');
+      ilog.error({ err: error }, 'approve failed before the merge; nothing merged');
       return giveBack(card, { kind: 'error', reason: describeError(error) });
     }
+    switch (result.kind) {
+      case 'merged':
+        ilog.info({ mergeCommitSha: result.mergeCommitSha, force, alreadyMerged: result.alreadyMerged }, 'merged');
+        return settleMerged(card, item, result.mergeCommitSha, result.alreadyMerged);
+      case 'head-moved':
+        return sendBack(card, item, result.headSha);
+      case 'not-mergeable':
+        return giveBack(card, { kind: 'not-mergeable', reason: result.reason });
+      case 'unclear':
+        ilog.warn({ reason: result.reason }, 'GitHub did not confirm the merge; nothing merged');
+        return giveBack(card, { kind: 'unclear', reason: result.reason });
+    }
+  }
+
+  /** GitHub says merged: record it, then the follow-ups. Never gives the card back after a merge. */
+  async function settleMerged(card: Card, item: Item, mergeCommitSha: string, byGitHub: boolean): Promise<ApproveOutcome> {
+    let outcome: ApproveOutcome;
+    try {
+      outcome = recordMerged(card, item, mergeCommitSha, byGitHub);
+    } catch (error) {
+      // The card stays `deciding`; the stuck-decision sweep reads the PR and records the merge.
+      log.error({ err: error, itemId: item.id, mergeCommitSha }, 'merged on GitHub, but recording it failed; it is settled later');
+      return { kind: 'merged-unrecorded', mergeCommitSha };
+    }
+    await followUp(store.cards.get(card.id)!);
+    return outcome;
   }
 
   /**
    * Rejects the card's PR with `reason`: the lesson is stored, the item ends `rejected`, the
    * PR is closed with a comment quoting the reason, and the worktree goes.
    */
-  async function reject(cardId: number, reason: string, by: Decider): Promise<RejectOutcome | undefined> {
-    const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
-    const decided = store.transaction(() => {
-      const card = store.cards.get(cardId);
-      const item = card?.itemId == null ? undefined : store.items.get(card.itemId);
-      if (!card || !item || card.status !== 'deciding' || card.decision !== 'reject' || item.state !== 'ready') return undefined;
-      const lesson = store.lessons.add({ repo: item.repo, text: `${text} (rejected #${item.id} "${item.title}")`, itemId: item.id, createdBy: by.id });
-      const rejected = store.items.transition(item.id, 'rejected', `rejected by ${by.name}: ${text}`);
-      store.cards.decide(card.id, 'reject', `rejected: ${text}`);
-      store.cards.dropRepliesOf(card.id);
-      return { item: rejected, lessonId: lesson.id };
+  function reject(cardId: number, reason: string, by: Decider): Promise<RejectOutcome> {
+    return inFlight(cardId, async () => {
+      const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500) || 'no reason given';
+      const decided = store.transaction(() => {
+        const card = store.cards.get(cardId);
+        const item = card?.itemId == null ? undefined : store.items.get(card.itemId);
+        if (!card || card.status !== 'deciding' || card.decision !== 'reject') return { kind: 'void', why: 'This card was already decided.' } as const;
+        if (!item || item.state !== 'ready') {
+          store.cards.supersede(card.id, 'the item left ready');
+          store.cards.dropRepliesOf(card.id);
+          return { kind: 'void', why: `#${card.itemId} is ${item?.state ?? 'gone'} now; nothing to reject.` } as const;
+        }
+        const lesson = store.lessons.add({ repo: item.repo, text: `${text} (rejected #${item.id} "${item.title}")`, itemId: item.id, createdBy: by.id });
+        const rejected = store.items.transition(item.id, 'rejected', `rejected by ${by.name}: ${text}`);
+        store.cards.decide(card.id, 'reject', `rejected: ${text}`);
+        store.cards.dropRepliesOf(card.id);
+        return { kind: 'rejected', item: rejected, lessonId: lesson.id } as const;
+      });
+      if (decided.kind === 'void') return decided;
+      const { closeError } = await followUp(store.cards.get(cardId)!, text);
+      return { kind: 'rejected', item: decided.item, reason: text, lessonId: decided.lessonId, ...(closeError ? { closeError } : {}) };
     });
-    if (!decided) return undefined;
-    const { item } = decided;
-    let closeError: string | undefined;
-    if (item.prNumber !== null) {
-      try {
-        await github.closePullRequest({
-          repo: repoOf(item.repo),
-          number: item.prNumber,
-          comment: `Rejected by ${by.name} from nightshift:\n\n${text.split('\n').map((l) => `> ${l}`).join('\n')}`,
-          marker: `<!-- nightshift:rejected:${item.id} -->`,
-        });
-      } catch (error) {
-        closeError = describeError(error);
-        log.warn({ err: error, itemId: item.id }, 'could not close the rejected PR');
+  }
+
+  /**
+   * Settles decisions whose work is not running: an approve whose merge may have happened is
+   * settled by reading the PR (never by merging again), the rest are given back; decided cards
+   * whose follow-ups a crash cut short get them now. At start, every such card; on a tick, only
+   * those claimed longer than `STUCK_DECISION_MS` ago.
+   */
+  async function reconcile(opts: { olderThanMs?: number } = {}): Promise<Array<{ card: Card; outcome: ApproveOutcome | 'released' }>> {
+    const results: Array<{ card: Card; outcome: ApproveOutcome | 'released' }> = [];
+    const cutoff = deps.now() - (opts.olderThanMs ?? 0);
+    for (const card of store.cards.deciding()) {
+      if (running.has(card.id) || (card.decidedAt ?? 0) > cutoff) continue;
+      const item = card.itemId === null ? undefined : store.items.get(card.itemId);
+      // A Reject waiting for its reason keeps waiting (until the question lapses).
+      if (card.decision === 'reject' && store.cards.awaitedReply(card.chatId, card.decidedBy ?? 0)?.cardId === card.id) continue;
+      if (card.decision === 'approve' && item?.state === 'ready' && item.prNumber !== null) {
+        try {
+          const pr = await github.readMergeable(repoOf(item.repo), item.prNumber, { attempts: 1 });
+          if (pr.merged) {
+            results.push({ card, outcome: await settleMerged(card, item, pr.mergeCommitSha ?? pr.headSha, true) });
+            continue;
+          }
+        } catch (err) {
+          log.warn({ err, cardId: card.id }, 'could not read the PR of an interrupted approve; giving the card back');
+        }
       }
+      store.transaction(() => {
+        store.cards.dropRepliesOf(card.id);
+        store.cards.release(card.id);
+      });
+      results.push({ card, outcome: 'released' });
     }
-    await deps.workspace.remove(item.id).catch((err: unknown) => log.warn({ err, itemId: item.id }, 'could not remove the worktree'));
-    return { item, reason: text, lessonId: decided.lessonId, ...(closeError ? { closeError } : {}) };
+    for (const card of store.cards.unfinished()) {
+      if (card.followedUpAt === null && !running.has(card.id)) await followUp(card);
+    }
+    return results;
   }
 
   return {
     tap,
     approve,
     reject,
+    reconcile,
 
     /** Backs out of a Reject whose reason was never given: the card is open again. */
     cancelReject(cardId: number): boolean {
@@ -402,37 +495,6 @@ export function createDecisions(deps: DecisionsDeps) {
     /** Deletes a lesson from its /lessons button. */
     deleteLesson(button: CardButton): boolean {
       return store.transaction(() => store.cards.useButton(button.token) && store.lessons.remove(Number(button.arg)));
-    },
-
-    /**
-     * After a restart: decisions claimed but never finished. An approve whose merge may have
-     * happened is settled by reading the PR (never by merging again); the rest are given back.
-     */
-    async reconcile(): Promise<Array<{ card: Card; outcome: ApproveOutcome | 'released' }>> {
-      const results: Array<{ card: Card; outcome: ApproveOutcome | 'released' }> = [];
-      for (const card of store.cards.deciding()) {
-        const item = card.itemId === null ? undefined : store.items.get(card.itemId);
-        if (card.decision === 'reject' && store.cards.awaitedReply(card.chatId, card.decidedBy ?? 0)?.cardId === card.id) continue;
-        if (card.decision === 'approve' && item?.state === 'ready' && item.prNumber !== null) {
-          try {
-            const pr = await github.readMergeable(repoOf(item.repo), item.prNumber, { attempts: 1 });
-            if (pr.merged) {
-              const outcome = recordMerged(card, item, pr.mergeCommitSha ?? pr.headSha, false);
-              await cleanUpMerged(store.items.get(item.id)!);
-              results.push({ card, outcome });
-              continue;
-            }
-          } catch (err) {
-            log.warn({ err, cardId: card.id }, 'could not read the PR of an interrupted approve; giving the card back');
-          }
-        }
-        store.transaction(() => {
-          store.cards.dropRepliesOf(card.id);
-          store.cards.release(card.id);
-        });
-        results.push({ card, outcome: 'released' });
-      }
-      return results;
     },
   };
 

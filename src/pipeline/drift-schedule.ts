@@ -38,17 +38,22 @@ export function createDriftSchedule(deps: {
         if (abort.signal.aborted) return;
         switch (outcome.kind) {
           case 'done':
-            store.checkpoints.finish(checkpoint.id, 'done', outcome.report);
+            // The card is written with the checkpoint's end, so a crash cannot lose it.
+            store.transaction(() => {
+              store.checkpoints.finish(checkpoint.id, 'done', outcome.report);
+              deps.present(checkpoint, outcome.report);
+            });
             log.info({ repo: checkpoint.repo, checkpointId: checkpoint.id, onTrack: outcome.report.onTrack }, 'drift checkpoint taken');
-            deps.present(checkpoint, outcome.report);
             return;
           case 'retry-later':
             log.warn({ checkpointId: checkpoint.id, reason: outcome.reason }, 'drift checkpoint will be retried');
             return;
           case 'failed':
-            store.checkpoints.finish(checkpoint.id, 'failed', { reason: outcome.reason });
+            store.transaction(() => {
+              store.checkpoints.finish(checkpoint.id, 'failed', { reason: outcome.reason });
+              deps.failed(checkpoint, outcome.reason);
+            });
             log.warn({ checkpointId: checkpoint.id, reason: outcome.reason }, 'drift checkpoint failed');
-            deps.failed(checkpoint, outcome.reason);
             return;
         }
       } catch (err) {

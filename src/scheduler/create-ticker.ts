@@ -31,8 +31,6 @@ export function createTicker(deps: { tick: () => Promise<void>; intervalMs?: num
       timer.unref();
       void run();
     },
-    /** Runs a tick now (or waits for the one in progress). */
-    now: run,
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);

@@ -25,8 +25,8 @@ export interface Card {
   readonly deliverAt: number | null;
   /** The outbox row of the message that carries the buttons. */
   readonly outboxId: number | null;
+  /** The card's text as delivered (without notes added later). */
   readonly html: string | null;
-  readonly risk: string | null;
   readonly decision: string | null;
   readonly decidedBy: number | null;
   readonly decidedByName: string | null;
@@ -34,6 +34,8 @@ export interface Card {
   readonly createdAt: number;
   readonly shownAt: number | null;
   readonly decidedAt: number | null;
+  readonly followedUpAt: number | null;
+  readonly presentedAt: number | null;
 }
 
 /** One button: `token` is the button's whole callback_data. */
@@ -75,7 +77,6 @@ const cardRow = z.object({
   deliver_at: z.number().nullable(),
   outbox_id: z.number().nullable(),
   html: z.string().nullable(),
-  risk: z.string().nullable(),
   decision: z.string().nullable(),
   decided_by: z.number().nullable(),
   decided_by_name: z.string().nullable(),
@@ -83,6 +84,8 @@ const cardRow = z.object({
   created_at: z.number(),
   shown_at: z.number().nullable(),
   decided_at: z.number().nullable(),
+  followed_up_at: z.number().nullable(),
+  presented_at: z.number().nullable(),
 });
 
 function toCard(row: unknown): Card {
@@ -99,7 +102,6 @@ function toCard(row: unknown): Card {
     deliverAt: r.deliver_at,
     outboxId: r.outbox_id,
     html: r.html,
-    risk: r.risk,
     decision: r.decision,
     decidedBy: r.decided_by,
     decidedByName: r.decided_by_name,
@@ -107,6 +109,8 @@ function toCard(row: unknown): Card {
     createdAt: r.created_at,
     shownAt: r.shown_at,
     decidedAt: r.decided_at,
+    followedUpAt: r.followed_up_at,
+    presentedAt: r.presented_at,
   };
 }
 
@@ -123,12 +127,18 @@ export function createCards(db: Database, now: () => number) {
   const supersedeOthers = db.prepare(
     `UPDATE cards SET status = 'superseded' WHERE item_id = ? AND id != ? AND status IN ('held', 'open')`,
   );
-  const latestOfItem = db.prepare('SELECT * FROM cards WHERE item_id = ? ORDER BY id DESC LIMIT 1');
   const setShown = db.prepare(
-    `UPDATE cards SET status = 'open', outbox_id = @outboxId, html = @html, risk = @risk, shown_at = @at, head_sha = coalesce(@headSha, head_sha)
+    `UPDATE cards SET status = 'open', outbox_id = @outboxId, html = @html, shown_at = @at, head_sha = coalesce(@headSha, head_sha)
      WHERE id = @id AND status IN ('held', 'open')`,
   );
-  const setHtml = db.prepare('UPDATE cards SET html = ? WHERE id = ?');
+  const markFollowedUp = db.prepare('UPDATE cards SET followed_up_at = ? WHERE id = ?');
+  const markPresented = db.prepare('UPDATE cards SET presented_at = ? WHERE id = ?');
+  const unfinished = db.prepare(`SELECT * FROM cards WHERE status = 'decided' AND (followed_up_at IS NULL OR presented_at IS NULL) ORDER BY id`);
+  const undelivered = db.prepare(
+    `SELECT c.* FROM cards c JOIN outbox o ON o.id = c.outbox_id WHERE c.status = 'open' AND o.status = 'failed' ORDER BY c.id`,
+  );
+  const liveOfItem = db.prepare(`SELECT * FROM cards WHERE item_id = ? AND status IN ('held', 'open', 'deciding') ORDER BY id DESC LIMIT 1`);
+  const supersedeItem = db.prepare(`UPDATE cards SET status = 'superseded', outcome = ? WHERE item_id = ? AND status IN ('held', 'open')`);
   const insertButton = db.prepare('INSERT INTO buttons (token, card_id, action, arg) VALUES (?, ?, ?, ?)');
   const buttonByToken = db.prepare('SELECT * FROM buttons WHERE token = ?');
   const buttonsOf = db.prepare('SELECT * FROM buttons WHERE card_id = ? ORDER BY rowid');
@@ -149,6 +159,7 @@ export function createCards(db: Database, now: () => number) {
   );
   const supersede = db.prepare(`UPDATE cards SET status = 'superseded', outcome = ? WHERE id = ? AND status IN ('held', 'open', 'deciding')`);
   const held = db.prepare(`SELECT * FROM cards WHERE status = 'held' ORDER BY id`);
+  const openReview = db.prepare(`SELECT * FROM cards WHERE status = 'open' AND kind = 'review' ORDER BY id`);
   const deciding = db.prepare(`SELECT * FROM cards WHERE status = 'deciding' ORDER BY id`);
   const waiting = db.prepare(`SELECT count(*) AS n FROM cards WHERE kind = 'review' AND status IN ('held', 'open')`);
   const decisionTimes = db.prepare(
@@ -204,18 +215,37 @@ export function createCards(db: Database, now: () => number) {
       const row = byId.get(id);
       return row === undefined ? undefined : toCard(row);
     },
-    /** The item's newest card. */
-    latestOfItem(itemId: number): Card | undefined {
-      const row = latestOfItem.get(itemId);
+    /** Records the message that shows the card (its buttons are on `outboxId`); the card is open. */
+    shown(id: number, shown: { outboxId: number; html: string; headSha?: string }): void {
+      setShown.run({ id, outboxId: shown.outboxId, html: shown.html, headSha: shown.headSha ?? null, at: now() });
+    },
+    /** The decided card's follow-ups are done. */
+    followedUp(id: number): void {
+      markFollowedUp.run(now(), id);
+    },
+    /** The decided card's outcome is in the outbox. */
+    presented(id: number): void {
+      markPresented.run(now(), id);
+    },
+    /** Decided cards whose follow-ups or outcome message a crash interrupted. */
+    unfinished(): Card[] {
+      return unfinished.all().map(toCard);
+    },
+    /** Open cards whose message Telegram refused for good (blocked bot, a day offline). */
+    undelivered(): Card[] {
+      return undelivered.all().map(toCard);
+    },
+    /** The item's newest live (held, open or deciding) card. */
+    liveOfItem(itemId: number): Card | undefined {
+      const row = liveOfItem.get(itemId);
       return row === undefined ? undefined : toCard(row);
     },
-    /** Records the message that shows the card (its buttons are on `outboxId`); the card is open. */
-    shown(id: number, shown: { outboxId: number; html: string; risk?: string; headSha?: string }): void {
-      setShown.run({ id, outboxId: shown.outboxId, html: shown.html, risk: shown.risk ?? null, headSha: shown.headSha ?? null, at: now() });
-    },
-    /** Replaces the card's stored text (after an edit that keeps it open). */
-    setHtml(id: number, html: string): void {
-      setHtml.run(html, id);
+    /** Supersedes the item's held and open cards (it was cancelled); false if one is being decided. */
+    supersedeOfItem(itemId: number, why: string): boolean {
+      const live = liveOfItem.get(itemId);
+      if (live !== undefined && toCard(live).status === 'deciding') return false;
+      supersedeItem.run(why, itemId);
+      return true;
     },
     /** Creates one button per action (of a card, or of no card when `cardId` is null), each with a fresh random token. */
     addButtons(cardId: number | null, actions: ReadonlyArray<{ action: string; arg?: string }>): CardButton[] {
@@ -260,6 +290,10 @@ export function createCards(db: Database, now: () => number) {
     /** Cards waiting for a review session, oldest first. */
     held(): Card[] {
       return held.all().map(toCard);
+    },
+    /** Review cards shown and waiting for a decision, oldest first. */
+    openReviewCards(): Card[] {
+      return openReview.all().map(toCard);
     },
     /** Cards whose decision was claimed but not finished (a crash in the middle). */
     deciding(): Card[] {

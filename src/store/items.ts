@@ -113,7 +113,6 @@ export function createItemStore(db: Database, now: () => number) {
   );
   const setWake = db.prepare('UPDATE items SET wake_at = ?, updated_at = ? WHERE id = ?');
   const dueDeferred = db.prepare(`SELECT * FROM items WHERE state = 'deferred' AND wake_at <= ? ORDER BY wake_at, id`);
-  const nextWake = db.prepare(`SELECT min(wake_at) AS at FROM items WHERE state = 'deferred'`);
   const setMerged = db.prepare('UPDATE items SET merge_commit_sha = ?, updated_at = ? WHERE id = ?');
   const setPull = db.prepare('UPDATE items SET branch = ?, pr_number = ?, pr_url = ?, head_sha = ?, updated_at = ? WHERE id = ?');
   const setBranch = db.prepare('UPDATE items SET branch = ?, updated_at = ? WHERE id = ?');
@@ -235,11 +234,6 @@ export function createItemStore(db: Database, now: () => number) {
     /** Deferred items whose wake time has come, earliest first. */
     dueDeferred(at: number): Item[] {
       return dueDeferred.all(at).map(toItem);
-    },
-
-    /** The earliest wake time of a deferred item. */
-    nextWakeAt(): number | undefined {
-      return (nextWake.get() as { at: number | null }).at ?? undefined;
     },
 
     /** Records the commit a merge made. */

@@ -181,14 +181,17 @@ export const MIGRATIONS: readonly string[] = [
     deliver_at INTEGER,
     outbox_id INTEGER REFERENCES outbox (id),
     html TEXT,
-    risk TEXT,
     decision TEXT,
     decided_by INTEGER,
     decided_by_name TEXT,
     outcome TEXT,
     created_at INTEGER NOT NULL,
     shown_at INTEGER,
-    decided_at INTEGER
+    decided_at INTEGER,
+    -- A decided card's follow-ups (branch deleted, PR closed, worktree removed) are done, and
+    -- its outcome is on the phone: a crash before either is finished on the next start.
+    followed_up_at INTEGER,
+    presented_at INTEGER
   );
   CREATE INDEX cards_item ON cards (item_id);
   CREATE INDEX cards_status ON cards (status);

@@ -3,30 +3,31 @@ import type { Logger } from 'pino';
 import { DEFER_CHOICES } from '../domain/defer-until.js';
 import { nextReviewSlot, type ReviewSlot } from '../domain/review-hours.js';
 import { riskOf, type CardFacts } from '../pipeline/card-facts.js';
-import { QUICK_REASONS, type ApproveOutcome, type Decisions, type RejectOutcome } from '../pipeline/decisions.js';
+import { MERGED_ON_GITHUB, QUICK_REASONS, STUCK_DECISION_MS, type ApproveOutcome, type Decisions } from '../pipeline/decisions.js';
 import type { DriftReport } from '../pipeline/drift-checkpoint.js';
 import type { Card, CardButton } from '../store/cards.js';
 import type { Checkpoint } from '../store/checkpoints.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
-import { splitHtml } from './format.js';
+import { html, splitHtml } from './format.js';
 import type { OutboxSender } from './outbox-sender.js';
 import {
-  approveNote,
   checkpointKeyboard,
   checkpointText,
   deferKeyboard,
   deferredCardText,
   digestText,
+  approveNote,
   headMovedCardText,
   mergedCardText,
   rejectedCardText,
-  rejectReasonKeyboard,
-  rejectReasonText,
   requeueText,
   reviewCardKeyboard,
   reviewCardText,
 } from './review-card.js';
+
+/** A card Telegram refused for good is sent again, as a new card, at most this often. @default 10 minutes */
+export const RESEND_FAILED_CARD_MS = 10 * 60_000;
 
 /** Collaborators of {@link createCardDesk}. */
 export interface CardDeskDeps {
@@ -115,7 +116,7 @@ export function createCardDesk(deps: CardDeskDeps) {
         ]);
         const onCard = buttons.filter((b) => !['reason', 'reason-cancel'].includes(b.action));
         const outboxId = enqueue(card.chatId, text, reviewCardKeyboard(buttons, { proposed }), onCard.map((b) => b.token), item.id);
-        store.cards.shown(card.id, { outboxId, html: text, risk, headSha: facts.headSha });
+        store.cards.shown(card.id, { outboxId, html: text, headSha: facts.headSha });
         return true;
       });
       if (sent) sender.kick();
@@ -159,6 +160,77 @@ export function createCardDesk(deps: CardDeskDeps) {
     else log.info({ itemId: item.id, deliverAt: new Date(deliverAt).toISOString() }, 'card held for the next review session');
   }
 
+  /** Presents a decided card's outcome (and, after a rejection, the re-queue offer) once. */
+  function presentDecided(card: Card, extra: { closeError?: string } = {}): void {
+    store.transaction(() => {
+      const fresh = store.cards.get(card.id);
+      if (!fresh || fresh.status !== 'decided' || fresh.presentedAt !== null) return;
+      const by = fresh.decidedByName ?? 'you';
+      if (fresh.kind === 'checkpoint') {
+        const paused = fresh.decision === 'pause';
+        const resume = paused ? store.cards.addButtons(null, [{ action: 'resume-repo', arg: fresh.repo }]) : [];
+        const line = paused ? html`⏸ Building ${fresh.repo} is paused (by ${by}). Queued items wait until you resume.` : html`👍 On track (${by}).`;
+        if (fresh.outboxId !== null && fresh.html) {
+          enqueueEdit(fresh.chatId, fresh.outboxId, `${fresh.html}\n\n${line}`, paused ? { inline_keyboard: [[{ text: '▶️ Resume building', callback_data: resume[0]!.token }]] } : undefined);
+          if (paused) store.cards.attachButtons([resume[0]!.token], fresh.outboxId);
+        }
+        store.cards.presented(fresh.id);
+        return;
+      }
+      const item = fresh.itemId === null ? undefined : store.items.get(fresh.itemId);
+      if (!item || fresh.outboxId === null) {
+        store.cards.presented(fresh.id);
+        return;
+      }
+      const at = fresh.decidedAt ?? deps.now();
+      let text: string;
+      if (fresh.decision === 'approve') {
+        const how = fresh.outcome === MERGED_ON_GITHUB ? 'already merged on GitHub' : /^merged \((\w+)\)$/.exec(fresh.outcome ?? '')?.[1] ?? 'merged';
+        text = mergedCardText(item, { by, at, how }, deps.timeZone);
+      } else if (fresh.decision === 'reject') {
+        const lesson = store.lessons.list(item.repo).find((l) => l.itemId === item.id);
+        text = rejectedCardText(item, {
+          by,
+          reason: fresh.outcome?.replace(/^rejected: /, '') ?? '',
+          ...(lesson ? { lessonId: lesson.id } : {}),
+          ...(extra.closeError ? { closeError: extra.closeError } : {}),
+        });
+        const offer = store.cards.addButtons(fresh.id, [{ action: 'requeue' }, { action: 'drop' }]);
+        enqueue(
+          fresh.chatId,
+          requeueText(item),
+          { inline_keyboard: [[{ text: '🔁 Re-queue with feedback', callback_data: offer[0]!.token }, { text: '🗑 Drop', callback_data: offer[1]!.token }]] },
+          offer.map((b) => b.token),
+          item.id,
+        );
+      } else {
+        text = deferredCardText(item, item.wakeAt ?? at, at, by, deps.timeZone);
+      }
+      enqueueEdit(fresh.chatId, fresh.outboxId, text, queueRows(fresh));
+      store.cards.presented(fresh.id);
+    });
+    sender.kick();
+  }
+
+  /** Shows what decisions settled by `decisions.reconcile` ended in. */
+  async function settle(opts: { olderThanMs?: number } = {}): Promise<void> {
+    for (const { card, outcome } of await deps.decisions.reconcile(opts)) {
+      const fresh = store.cards.get(card.id)!;
+      if (outcome === 'released') showOpen(fresh, '⏸ The last decision on this card was interrupted before it finished. Nothing was merged; decide again.');
+      else showApproved(fresh, outcome);
+    }
+    for (const card of store.cards.unfinished()) if (card.presentedAt === null && card.followedUpAt !== null) presentDecided(card);
+  }
+
+  /** Runs one step of a tick; a failure is logged and the other steps go on. */
+  async function step(what: string, work: () => Promise<void> | void): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      log.error({ err }, `tick: ${what} failed; trying again on the next tick`);
+    }
+  }
+
   return {
     itemReady,
     /** /review: delivers this held card now, outside its session. */
@@ -167,44 +239,55 @@ export function createCardDesk(deps: CardDeskDeps) {
       if (card?.status === 'held') await deliver(card);
     },
 
+    /** /review with nothing held: the oldest open card again, as a fresh message. */
+    async resend(cardId: number): Promise<void> {
+      const card = store.cards.get(cardId);
+      const item = card?.itemId == null ? undefined : store.items.get(card.itemId);
+      if (card?.status !== 'open' || item?.state !== 'ready') return;
+      store.cards.supersede(card.id, 'sent again');
+      if (card.outboxId !== null && card.html) edit(card.chatId, card.outboxId, `${card.html}\n\n↓ Sent again below.`);
+      await itemReady(item, { now: true });
+    },
+
     /**
      * One tick of the clock: deferred items wake with a fresh card, held cards go out at their
-     * session, unanswered reject questions lapse, and a ready item without a card gets one.
+     * session, unanswered reject questions lapse, a ready item without a card (or whose card
+     * Telegram refused) gets one, and decisions stuck after a failure are settled.
      */
     async tick(): Promise<void> {
-      for (const item of deps.decisions.wakeDeferred()) {
-        log.info({ itemId: item.id }, 'deferral ended; sending a fresh card');
-        await itemReady(item, { now: true });
-      }
-      for (const reply of store.cards.expiredReplies()) {
-        store.cards.dropReply(reply.chatId, reply.userId);
-        const card = store.cards.get(reply.cardId);
-        if (card && deps.decisions.cancelReject(card.id)) {
-          store.outbox.enqueue({ chatId: card.chatId, text: `No reason came for rejecting #${card.itemId}, so the card is open again.` });
-          sender.kick();
+      await step('waking deferred items', async () => {
+        for (const item of deps.decisions.wakeDeferred()) {
+          log.info({ itemId: item.id }, 'deferral ended; sending a fresh card');
+          await itemReady(item, { now: true });
         }
-      }
-      for (const itemId of store.cards.readyItemsWithoutCard()) {
-        const item = store.items.get(itemId);
-        if (item) await itemReady(item);
-      }
-      await deliverDue();
+      });
+      await step('lapsing reject questions', () => {
+        for (const reply of store.cards.expiredReplies()) {
+          store.cards.dropReply(reply.chatId, reply.userId);
+          const card = store.cards.get(reply.cardId);
+          if (card && deps.decisions.cancelReject(card.id)) showOpen(store.cards.get(card.id)!, '⏸ No reason came for the rejection, so nothing was rejected. Decide again.');
+        }
+      });
+      await step('cards for ready items', async () => {
+        for (const card of store.cards.undelivered()) {
+          if (deps.now() - (card.shownAt ?? 0) < RESEND_FAILED_CARD_MS) continue;
+          store.cards.supersede(card.id, 'Telegram refused the message');
+        }
+        for (const itemId of store.cards.readyItemsWithoutCard()) {
+          const item = store.items.get(itemId);
+          if (item) await itemReady(item);
+        }
+      });
+      await step('settling stuck decisions', () => settle({ olderThanMs: STUCK_DECISION_MS }));
+      await step('delivering held cards', deliverDue);
     },
 
     /** After a restart: settles decisions a crash interrupted, then shows what they ended in. */
-    async reconcile(): Promise<void> {
-      for (const { card, outcome } of await deps.decisions.reconcile()) {
-        const fresh = store.cards.get(card.id)!;
-        if (outcome === 'released') {
-          if (fresh.outboxId !== null && fresh.html) {
-            showOpen(fresh, '⏸ A restart interrupted the last decision on this card; nothing was merged. Decide again.');
-          }
-        } else showApproved(fresh, outcome);
-      }
-    },
+    reconcile: () => settle(),
 
     /** Shows an approve's outcome on the card. */
     showApproved,
+    presentDecided,
 
     /** Shows the Defer choices in place of the card's buttons. */
     showDeferMenu(card: Card): void {
@@ -217,98 +300,46 @@ export function createCardDesk(deps: CardDeskDeps) {
       showOpen(card);
     },
 
-    /** Asks why, after Reject; the quick reasons are buttons on the question. */
-    askReason(card: Card, item: Item): void {
-      store.transaction(() => {
-        const buttons = store.cards.buttons(card.id).filter((b) => b.action === 'reason' || b.action === 'reason-cancel');
-        enqueue(card.chatId, rejectReasonText(item), rejectReasonKeyboard(buttons), buttons.map((b) => b.token), item.id);
-      });
-      sender.kick();
+    /** The reason question closed (answered or backed out of). */
+    closeQuestion(chatId: number, outboxId: number, text: string): void {
+      edit(chatId, outboxId, text);
     },
 
-    /** The card after a rejection, the question closed, and the re-queue offer. */
-    showRejected(card: Card, outcome: RejectOutcome, by: string, question?: { outboxId: number; text: string }): void {
-      store.transaction(() => {
-        if (card.outboxId !== null) enqueueEdit(card.chatId, card.outboxId, rejectedCardText(outcome, by), queueRows(card));
-        if (question) enqueueEdit(card.chatId, question.outboxId, question.text);
-        const buttons = store.cards.addButtons(card.id, [{ action: 'requeue' }, { action: 'drop' }]);
-        enqueue(
-          card.chatId,
-          requeueText(outcome.item),
-          { inline_keyboard: [[{ text: '🔁 Re-queue with feedback', callback_data: buttons[0]!.token }, { text: '🗑 Drop', callback_data: buttons[1]!.token }]] },
-          buttons.map((b) => b.token),
-          outcome.item.id,
-        );
-      });
-      sender.kick();
-    },
-
-    /** The card after Defer. */
-    showDeferred(card: Card, item: Item, wakeAt: number, by: string): void {
-      if (card.outboxId !== null) edit(card.chatId, card.outboxId, deferredCardText(item, wakeAt, deps.now(), by, deps.timeZone), queueRows(card));
-    },
-
-    /** A finished drift checkpoint, as a card with On track / Pause building. */
+    /** A drift checkpoint, as a card with On track / Pause building. */
     presentCheckpoint(checkpoint: Checkpoint, report: DriftReport, chatIds: readonly number[]): void {
-      store.transaction(() => {
-        for (const chatId of chatIds) {
-          const card = store.cards.create({ kind: 'checkpoint', checkpointId: checkpoint.id, repo: checkpoint.repo, chatId });
-          const buttons = store.cards.addButtons(card.id, [{ action: 'on-track' }, { action: 'pause' }]);
-          const text = checkpointText(checkpoint.repo, report);
-          const outboxId = enqueue(chatId, text, checkpointKeyboard(buttons), buttons.map((b) => b.token));
-          store.cards.shown(card.id, { outboxId, html: text });
-        }
-      });
-      sender.kick();
-    },
-
-    /** The checkpoint card after its answer; a pause leaves a Resume button. */
-    showCheckpointDecided(card: Card, by: string): void {
-      if (card.outboxId === null || !card.html) return;
-      store.transaction(() => {
-        const paused = card.decision === 'pause';
-        const resume = paused ? store.cards.addButtons(null, [{ action: 'resume-repo', arg: card.repo }]) : [];
-        const line = paused ? `⏸ Building ${card.repo} is paused (by ${by}). Queued items wait until you resume.` : `👍 On track (${by}).`;
-        store.outbox.enqueue({
-          chatId: card.chatId,
-          text: splitHtml(`${card.html}\n\n${line}`)[0]!,
-          editOf: card.outboxId!,
-          ...(paused ? { replyMarkup: { inline_keyboard: [[{ text: '▶️ Resume building', callback_data: resume[0]!.token }]] } } : {}),
-        });
-        if (paused) store.cards.attachButtons([resume[0]!.token], card.outboxId!);
-      });
+      for (const chatId of chatIds) {
+        const card = store.cards.create({ kind: 'checkpoint', checkpointId: checkpoint.id, repo: checkpoint.repo, chatId });
+        const buttons = store.cards.addButtons(card.id, [{ action: 'on-track' }, { action: 'pause' }]);
+        const text = checkpointText(checkpoint.repo, report);
+        const outboxId = enqueue(chatId, text, checkpointKeyboard(buttons), buttons.map((b) => b.token));
+        store.cards.shown(card.id, { outboxId, html: text });
+      }
       sender.kick();
     },
 
     /** Edits any sent message (by outbox row). */
     edit,
-    /** The card's buttons with their tokens. */
-    buttons(card: Card): CardButton[] {
-      return store.cards.buttons(card.id);
-    },
-    proposedOf,
   };
 
   /** The card open again, with a note (why the last tap did not go through) and its buttons. */
   function showOpen(card: Card, note?: string, opts: { mergeAnyway?: boolean } = {}): void {
     if (card.outboxId === null || !card.html) return;
-    const base = card.html.split('\n\n⏸')[0]!.split('\n\n⛔')[0]!;
-    const text = note ? `${base}\n\n${note}` : base;
-    store.cards.setHtml(card.id, text);
     const keyboard = reviewCardKeyboard(store.cards.buttons(card.id), { proposed: card.itemId === null ? [] : proposedOf(card.itemId), ...opts });
-    edit(card.chatId, card.outboxId, text, keyboard);
+    edit(card.chatId, card.outboxId, note ? `${card.html}\n\n${note}` : card.html, keyboard);
   }
 
   function showApproved(card: Card, outcome: ApproveOutcome): void {
     const item = card.itemId === null ? undefined : store.items.get(card.itemId);
     if (!item || card.outboxId === null) return;
-    const by = card.decidedByName ?? 'you';
     switch (outcome.kind) {
       case 'merged':
-        edit(card.chatId, card.outboxId, mergedCardText(item, outcome, by, deps.timeZone), queueRows(card));
+        presentDecided(card);
         return;
       case 'head-moved':
         edit(card.chatId, card.outboxId, headMovedCardText(item, card.headSha, outcome.headSha), queueRows(card));
+        return;
+      case 'merged-unrecorded':
+        edit(card.chatId, card.outboxId, `${card.html ?? ''}\n\n${approveNote(outcome)}`);
         return;
       default:
         showOpen(store.cards.get(card.id) ?? card, approveNote(outcome), { mergeAnyway: outcome.kind === 'checks' && outcome.canForce });

@@ -86,3 +86,14 @@ function popTag(stack: ReadonlyArray<{ tag: string; raw: string }>, tag: string)
 function closingTags(stack: ReadonlyArray<{ tag: string }>): string {
   return stack.map((t) => `</${t.tag}>`).reverse().join('');
 }
+
+/** A duration for people: "45s", "4m", "2h 10m", "3d 2h". */
+export function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours}h ${minutes % 60}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}

@@ -2,7 +2,7 @@ import type { ItemState } from '../domain/item-state.js';
 import type { RepoName } from '../domain/parse-request.js';
 import type { BacklogPage, BacklogStatus } from '../pipeline/backlog.js';
 import type { Item } from '../store/items.js';
-import { escapeHtml, html } from './format.js';
+import { escapeHtml, formatDuration, html } from './format.js';
 
 // The texts the bot sends, as pure functions of their data, so they are unit-tested and every
 // value is escaped in one place.
@@ -100,25 +100,20 @@ export function statusText(status: BacklogStatus, review?: ReviewStatus): string
     ? [
         '',
         `${review.waiting} card${review.waiting === 1 ? '' : 's'} waiting for you` +
-          (review.medianDecisionMs === undefined ? '' : ` · median time to decide this week: ${formatMinutes(review.medianDecisionMs)}`),
+          (review.medianDecisionMs === undefined ? '' : ` · median time to decide this week: ${formatDuration(review.medianDecisionMs)}`),
         ...(review.pausedRepos.length > 0 ? [`⏸ Building paused: ${escapeHtml(review.pausedRepos.join(', '))}`] : []),
       ]
     : [];
   return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, '', running, ...cards].join('\n');
 }
 
-function formatMinutes(ms: number): string {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  return minutes < 60 ? `${minutes}m ${seconds % 60}s` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
-}
 
 /** Reply to /cancel. */
 export const cancelTexts = {
   usage: () => 'Usage: /cancel &lt;id&gt;, e.g. /cancel 12',
   notFound: (id: number) => `There is no item #${id}.`,
   notCancellable: (item: Item) => html`#${item.id} is already ${item.state}; there is nothing to cancel.`,
+  deciding: (item: Item) => html`#${item.id} is being merged or rejected right now; try again in a moment.`,
   cancelled: (item: Item) => html`Cancelled #${item.id}: ${item.title}`,
 };
 

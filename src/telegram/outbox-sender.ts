@@ -138,7 +138,13 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
     timer = setTimeout(kick, delayMs ?? Math.max(10, at! - now()));
   }
 
+  // Deferred to a microtask: a kick from inside a transaction runs after it committed, so a
+  // rolled-back message is never sent.
   function kick(): void {
+    queueMicrotask(flushNow);
+  }
+
+  function flushNow(): void {
     if (abort.signal.aborted || !api) return;
     if (running) {
       again = true;

@@ -3,12 +3,12 @@ import { DEFER_CHOICES, DEFER_LABELS, describeWake, type DeferChoice } from '../
 import { SENSITIVE_LABELS, type SensitiveKind } from '../domain/change-facts.js';
 import type { ChecksState } from '../github/create-github.js';
 import type { CardFacts } from '../pipeline/card-facts.js';
-import type { ApproveOutcome, RejectOutcome } from '../pipeline/decisions.js';
+import type { ApproveOutcome } from '../pipeline/decisions.js';
 import type { DriftReport } from '../pipeline/drift-checkpoint.js';
 import type { CardButton } from '../store/cards.js';
 import type { Item } from '../store/items.js';
 import type { Lesson } from '../store/lessons.js';
-import { escapeHtml, html } from './format.js';
+import { escapeHtml, formatDuration, html } from './format.js';
 
 // The review card and everything said around it, as pure functions of their data.
 
@@ -23,15 +23,6 @@ const short = (text: string, max = CARD_LINE_MAX_CHARS): string => {
 };
 const sha7 = (sha: string | null | undefined): string => (sha ? sha.slice(0, 7) : '?');
 const usd = (n: number): string => `$${n.toFixed(2)}`;
-
-/** "2h 10m", "4m", "3d 2h". */
-export function formatDuration(ms: number): string {
-  const minutes = Math.max(0, Math.round(ms / 60_000));
-  if (minutes < 60) return `${minutes}m`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 24) return `${hours}h ${minutes % 60}m`;
-  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
-}
 
 /** "09:14" in `timeZone`. */
 export function formatClock(at: number, timeZone: string): string {
@@ -151,6 +142,8 @@ export function approveNote(outcome: ApproveOutcome): string {
     case 'merged':
     case 'head-moved':
       return '';
+    case 'merged-unrecorded':
+      return `✅ <b>Merged on GitHub</b> (<code>${sha7(outcome.mergeCommitSha)}</code>), but recording it failed; nightshift settles it shortly. Do not merge again.`;
     case 'checks':
       return `⛔ <b>Not merged</b>: checks for this head are ${outcome.checks.state} (${describeChecks(outcome.checks)}).` +
         (outcome.canForce ? ' You can merge anyway.' : outcome.checks.state === 'pending' ? ' Tap Approve again when they finish.' : '');
@@ -167,10 +160,9 @@ export function approveNote(outcome: ApproveOutcome): string {
   }
 }
 
-/** The card after a merge. */
-export function mergedCardText(item: Item, outcome: Extract<ApproveOutcome, { kind: 'merged' }>, by: string, timeZone: string): string {
-  const how = outcome.byGitHub ? 'already merged on GitHub' : `${outcome.method} · <code>${sha7(outcome.mergeCommitSha)}</code>`;
-  return `${header(item, '✅')}\nMerged by ${escapeHtml(by)} at ${formatClock(outcome.at, timeZone)} · ${how}`;
+/** The card after a merge: who, when, how, and the merge commit. */
+export function mergedCardText(item: Item, merge: { by: string; at: number; how: string }, timeZone: string): string {
+  return `${header(item, '✅')}\nMerged by ${escapeHtml(merge.by)} at ${formatClock(merge.at, timeZone)} · ${escapeHtml(merge.how)} · <code>${sha7(item.mergeCommitSha)}</code>`;
 }
 
 /** The card after the PR head moved. */
@@ -179,10 +171,11 @@ export function headMovedCardText(item: Item, reviewed: string | null, now: stri
 }
 
 /** The card after a rejection. */
-export function rejectedCardText(outcome: RejectOutcome, by: string): string {
+export function rejectedCardText(item: Item, rejection: { by: string; reason: string; lessonId?: number; closeError?: string }): string {
   return (
-    `${header(outcome.item, '❌')}\nRejected by ${escapeHtml(by)}: <i>${escapeHtml(short(outcome.reason, 300))}</i>\nSaved as lesson #${outcome.lessonId} (/lessons).` +
-    (outcome.closeError ? html`\n⚠️ The PR could not be closed on GitHub (${short(outcome.closeError, 120)}); close it by hand.` : '')
+    `${header(item, '❌')}\nRejected by ${escapeHtml(rejection.by)}: <i>${escapeHtml(short(rejection.reason, 300))}</i>` +
+    (rejection.lessonId === undefined ? '' : `\nSaved as lesson #${rejection.lessonId} (/lessons).`) +
+    (rejection.closeError ? html`\n⚠️ The PR could not be closed on GitHub (${short(rejection.closeError, 120)}); close it by hand.` : '')
   );
 }
 

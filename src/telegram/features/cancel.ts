@@ -22,6 +22,8 @@ export function cancelFeature(deps: { backlog: Backlog; runner: Runner; respond:
           return { html: cancelTexts.notFound(id) };
         case 'not-cancellable':
           return { html: cancelTexts.notCancellable(outcome.item) };
+        case 'deciding':
+          return { html: cancelTexts.deciding(outcome.item) };
         case 'cancelled':
           ctx.log.info({ itemId: id }, 'cancelled item');
           runner.itemEnded(id);

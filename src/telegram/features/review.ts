@@ -1,13 +1,13 @@
 import { Composer } from 'grammy';
-import { DEFER_CHOICES, type DeferChoice } from '../../domain/defer-until.js';
-import type { ButtonAction, Decisions, TapResult } from '../../pipeline/decisions.js';
+import type { DeferChoice } from '../../domain/defer-until.js';
+import type { Decisions, TapResult } from '../../pipeline/decisions.js';
 import type { Decider } from '../../store/cards.js';
 import type { Store } from '../../store/open-store.js';
 import type { CardDesk } from '../card-desk.js';
 import type { BotContext } from '../context.js';
-import { escapeHtml } from '../format.js';
+import { escapeHtml, html } from '../format.js';
 import type { Respond } from '../respond.js';
-import { lessonsKeyboard, lessonsText } from '../review-card.js';
+import { lessonsKeyboard, lessonsText, rejectReasonKeyboard, rejectReasonText } from '../review-card.js';
 
 /** The shape of a stored button's token (see `BUTTON_TOKEN_BYTES`). */
 const BUTTON_TOKEN_RE = /^[A-Za-z0-9_-]{16}$/;
@@ -42,9 +42,12 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
     const by = decider(ctx);
     let result: TapResult | undefined;
     // The tap is claimed with its update id in one transaction: a redelivered tap does nothing.
+    // A Reject's question is written in the same transaction, so it is never missing.
     const fresh = respond(ctx, () => {
       result = decisions.tap(ctx.callbackQuery.data, { chatId: ctx.chat!.id, messageId: message.message_id, by });
-      return undefined;
+      if (result.kind !== 'ok' || result.action !== 'reject') return undefined;
+      const buttons = store.cards.buttons(result.card!.id).filter((b) => b.action === 'reason' || b.action === 'reason-cancel');
+      return { html: rejectReasonText(result.item!), keyboard: rejectReasonKeyboard(buttons), buttons: buttons.map((b) => b.token), itemId: result.item!.id };
     });
     if (!fresh || !result) {
       await answer(ctx);
@@ -55,8 +58,7 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
       await answer(ctx, result.why);
       return;
     }
-    const { button, card, item } = result;
-    const action = button.action as ButtonAction;
+    const { action, button, card, item } = result;
     ctx.log.info({ action, cardId: card?.id, itemId: item?.id }, 'tap');
     switch (action) {
       case 'approve':
@@ -68,17 +70,15 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
       }
       case 'reject':
         await answer(ctx, 'Why? Tap a reason or type it.');
-        desk.askReason(card!, item!);
         return;
-      case 'reason': {
+      case 'reason':
         await answer(ctx, 'Rejecting…');
-        await rejectWith(card!.id, button.arg ?? 'rejected', by, { outboxId: button.outboxId!, text: `Reason: <i>${escapeHtml(button.arg ?? '')}</i>` });
+        await rejectWith(card!.id, button.arg ?? 'rejected', by, button.outboxId!);
         return;
-      }
       case 'reason-cancel':
         decisions.cancelReject(card!.id);
         await answer(ctx, 'Kept. The card is open again.');
-        desk.edit(card!.chatId, button.outboxId!, 'Not rejected; the card is open again.');
+        desk.closeQuestion(card!.chatId, button.outboxId!, 'Not rejected; the card is open again.');
         return;
       case 'defer-menu':
         await answer(ctx);
@@ -88,14 +88,11 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
         await answer(ctx);
         desk.showMain(card!);
         return;
-      case 'defer': {
-        const choice = button.arg as DeferChoice;
-        if (!DEFER_CHOICES.includes(choice)) throw new Error(`unknown defer choice ${button.arg}`);
-        const { item: deferred, wakeAt } = decisions.defer(card!.id, choice);
+      case 'defer':
+        decisions.defer(card!.id, button.arg as DeferChoice);
         await answer(ctx, 'Deferred.');
-        desk.showDeferred(card!, deferred, wakeAt, by.name);
+        desk.presentDecided(card!);
         return;
-      }
       case 'requeue': {
         const queued = decisions.requeue(button);
         await answer(ctx, queued ? `Queued as #${queued.id}.` : 'Already done.');
@@ -112,34 +109,45 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
         return;
       }
       case 'on-track':
-      case 'pause': {
-        const decided = decisions.decideCheckpoint(card!.id, action);
+      case 'pause':
+        decisions.decideCheckpoint(card!.id, action);
         await answer(ctx, action === 'pause' ? `Building ${card!.repo} is paused.` : 'Noted: on track.');
-        desk.showCheckpointDecided(decided, by.name);
+        desk.presentDecided(card!);
         return;
-      }
       case 'resume-repo': {
         const resumed = decisions.resumeRepo(button);
         await answer(ctx, resumed ? `Building ${button.arg} again.` : 'It was not paused.');
-        if (resumed) desk.edit(ctx.chat.id, button.outboxId!, `▶️ Building ${escapeHtml(button.arg ?? '')} resumed by ${escapeHtml(by.name)}.`);
+        if (resumed) desk.edit(ctx.chat.id, button.outboxId!, html`▶️ Building ${button.arg ?? ''} resumed by ${by.name}.`);
         return;
       }
       case 'delete-lesson': {
         const deleted = decisions.deleteLesson(button);
         await answer(ctx, deleted ? `Deleted lesson #${button.arg}.` : 'Already deleted.');
-        const lessons = store.lessons.list();
-        const buttons = store.transaction(() => store.cards.addButtons(null, lessons.map((l) => ({ action: 'delete-lesson', arg: String(l.id) }))));
-        store.cards.attachButtons(buttons.map((b) => b.token), button.outboxId!);
-        desk.edit(ctx.chat.id, button.outboxId!, lessonsText(lessons), lessonsKeyboard(lessons, buttons));
+        const list = store.transaction(() => lessonsReply(button.outboxId!));
+        desk.edit(ctx.chat.id, button.outboxId!, list.html, list.keyboard);
         return;
       }
     }
   });
 
-  async function rejectWith(cardId: number, reason: string, by: Decider, question?: { outboxId: number; text: string }): Promise<void> {
+  /** The /lessons text with one delete button per lesson (bound to `outboxId` when known). */
+  function lessonsReply(outboxId?: number) {
+    const lessons = store.lessons.list();
+    const buttons = store.cards.addButtons(null, lessons.map((l) => ({ action: 'delete-lesson', arg: String(l.id) })));
+    if (outboxId !== undefined) store.cards.attachButtons(buttons.map((b) => b.token), outboxId);
+    return { html: lessonsText(lessons), keyboard: lessonsKeyboard(lessons, buttons), buttons: buttons.map((b) => b.token) };
+  }
+
+  async function rejectWith(cardId: number, reason: string, by: Decider, questionOutboxId: number | undefined): Promise<void> {
     const outcome = await decisions.reject(cardId, reason, by);
     const card = store.cards.get(cardId)!;
-    if (outcome) desk.showRejected(card, outcome, by.name, question);
+    if (outcome.kind === 'void') {
+      store.outbox.enqueue({ chatId: card.chatId, text: escapeHtml(outcome.why) });
+      if (questionOutboxId !== undefined) desk.closeQuestion(card.chatId, questionOutboxId, escapeHtml(outcome.why));
+      return;
+    }
+    if (questionOutboxId !== undefined) desk.closeQuestion(card.chatId, questionOutboxId, `Reason: <i>${escapeHtml(outcome.reason)}</i>`);
+    desk.presentDecided(card, outcome.closeError ? { closeError: outcome.closeError } : {});
   }
 
   // The reason typed after Reject. Commands still work; other text is queued as usual.
@@ -153,25 +161,25 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
       return undefined;
     });
     if (!fresh) return;
-    const question = store.cards.buttons(awaited.cardId).find((b) => b.action === 'reason')?.outboxId;
-    await rejectWith(awaited.cardId, reason, decider(ctx), question === undefined || question === null ? undefined : { outboxId: question, text: `Reason: <i>${escapeHtml(reason.slice(0, 300))}</i>` });
+    const question = store.cards.buttons(awaited.cardId).find((b) => b.action === 'reason')?.outboxId ?? undefined;
+    await rejectWith(awaited.cardId, reason, decider(ctx), question);
   });
 
   composer.command('review', async (ctx) => {
-    let next: number | undefined;
+    let next: { id: number; held: boolean } | undefined;
     const fresh = respond(ctx, () => {
-      next = store.cards.held().find((c) => c.kind === 'review')?.id;
-      return next === undefined ? { html: `No cards are waiting for a review session; ${store.cards.countWaiting()} open above.` } : undefined;
+      const held = store.cards.held().find((c) => c.kind === 'review');
+      const open = held ? undefined : store.cards.openReviewCards()[0];
+      next = held ? { id: held.id, held: true } : open ? { id: open.id, held: false } : undefined;
+      return next === undefined ? { html: 'No review cards are waiting for you.' } : undefined;
     });
-    if (fresh && next !== undefined) await desk.deliverHeld(next);
+    if (!fresh || next === undefined) return;
+    if (next.held) await desk.deliverHeld(next.id);
+    else await desk.resend(next.id);
   });
 
   composer.command('lessons', (ctx) => {
-    respond(ctx, () => {
-      const lessons = store.lessons.list();
-      const buttons = store.cards.addButtons(null, lessons.map((l) => ({ action: 'delete-lesson', arg: String(l.id) })));
-      return { html: lessonsText(lessons), keyboard: lessonsKeyboard(lessons, buttons), buttons: buttons.map((b) => b.token) };
-    });
+    respond(ctx, () => lessonsReply());
   });
 
   return composer;

@@ -1,0 +1,108 @@
+import Anthropic from '@anthropic-ai/sdk';
+import type { ModelResponse } from './model-client.js';
+import { toTokenUsage } from './model-client.js';
+
+/** Request parameters of one batched call: a non-streaming Messages request. */
+export type BatchParams = Anthropic.Messages.MessageCreateParamsNonStreaming;
+
+/** One request in a batch; `customId` (1–64 of `[a-zA-Z0-9_-]`, unique in the batch) is how its result is found. */
+export interface BatchRequest {
+  readonly customId: string;
+  readonly params: BatchParams;
+}
+
+/** How one request of an ended batch ended. */
+export type BatchItemResult =
+  | { readonly kind: 'succeeded'; readonly response: ModelResponse }
+  /** Not answered (nothing billed); `errorType` is the API's error type, e.g. 'invalid_request_error'. */
+  | { readonly kind: 'errored'; readonly errorType: string; readonly message: string }
+  /** Not processed within the batch's 24 hours (nothing billed). */
+  | { readonly kind: 'expired' }
+  /** The batch was canceled before this request was processed (nothing billed). */
+  | { readonly kind: 'canceled' };
+
+/**
+ * A batch is pending until every request in it has ended; then its results arrive all at once.
+ * `results` holds what the results file listed, by custom id: a submitted id missing from it
+ * (the API promises one line per request) is for the caller to treat like an errored one.
+ */
+export type BatchState =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'ended'; readonly results: ReadonlyMap<string, BatchItemResult> };
+
+/** The Message Batches API (half price, results within 24 hours) as the pipeline uses it. */
+export interface BatchClient {
+  /** Creates a batch and returns its id, which the caller persists before anything else. */
+  submit(requests: readonly BatchRequest[]): Promise<string>;
+  /**
+   * Reads the batch's state; once it has ended, downloads its results. Safe to repeat, also after
+   * a restart. Rejects with the SDK's errors (a broken download as `APIConnectionError`; an
+   * unknown or archived batch as `NotFoundError`).
+   */
+  poll(batchId: string): Promise<BatchState>;
+}
+
+/**
+ * The Message Batches API over the Anthropic SDK. Transport retries (429, 5xx, 529, dropped
+ * connections) are the SDK's, `maxRetries` times (@default 4), and only this layer's: an error
+ * out of `poll` means "try again at the next poll".
+ *
+ * A retried create after an unclear failure (a 5xx or a dropped connection once the API had
+ * accepted the batch) can leave a second batch behind: it runs and is billed, but nothing polls it.
+ */
+export function createBatchClient(options: { apiKey: string; baseUrl: string; maxRetries?: number }): BatchClient {
+  const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: options.maxRetries ?? 4 });
+  return {
+    async submit(requests) {
+      const batch = await client.messages.batches.create({
+        requests: requests.map((r) => ({ custom_id: r.customId, params: r.params })),
+      });
+      return batch.id;
+    },
+
+    async poll(batchId) {
+      const batch = await client.messages.batches.retrieve(batchId);
+      // 'canceling' is still pending: requests already running finish before the batch ends.
+      if (batch.processing_status !== 'ended') return { kind: 'pending' };
+      // results() retrieves the batch again for its results_url, then streams that JSONL file.
+      const lines = await client.messages.batches.results(batchId);
+      const results = new Map<string, BatchItemResult>();
+      try {
+        for await (const line of lines) results.set(line.custom_id, toItemResult(line.result));
+      } catch (error) {
+        // A download that breaks off midway surfaces as undici's bare TypeError ("terminated"),
+        // which nothing would know to try again: name it for what it is.
+        if (error instanceof TypeError) throw new Anthropic.APIConnectionError({ message: 'the batch results download broke off', cause: error });
+        throw error;
+      }
+      return { kind: 'ended', results };
+    },
+  };
+}
+
+function toItemResult(result: Anthropic.Messages.MessageBatchResult): BatchItemResult {
+  switch (result.type) {
+    case 'succeeded':
+      return { kind: 'succeeded', response: toModelResponse(result.message) };
+    case 'errored':
+      return { kind: 'errored', errorType: result.error.error.type, message: result.error.error.message };
+    case 'expired':
+    case 'canceled':
+      return { kind: result.type };
+    default: {
+      // A result type newer than this SDK: nothing was answered, so it is as good as an error.
+      const unknown = result as { type?: unknown };
+      return { kind: 'errored', errorType: 'unknown_result', message: `unknown batch result type: ${String(unknown.type)}` };
+    }
+  }
+}
+
+/** The same conversion the streaming client makes; a batch result has no request id of its own. */
+function toModelResponse(message: Anthropic.Messages.Message): ModelResponse {
+  return {
+    model: message.model,
+    content: message.content,
+    stopReason: message.stop_reason,
+    usage: toTokenUsage(message.usage),
+  };
+}
