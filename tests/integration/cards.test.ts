@@ -216,6 +216,23 @@ describe('the review card', () => {
     expect(itemRow(1).state).toBe('merged');
   });
 
+  it('survives kill -9 in the middle of an approve: the card can be decided again and merges once', { timeout: 90_000 }, async () => {
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    const card = await itemToCard(1);
+    github.failNext(MERGE, { kind: 'stall' });
+    tap(card, /Approve/);
+    await github.waitFor(() => github.callsOf(MERGE).length === 1, { what: 'the merge call' });
+    await proc.kill9();
+    expect(itemRow(1).state).toBe('ready');
+    await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    // On start the PR is read (not merged), and the card is open again with a note.
+    await waitForText(card, /interrupted before it finished\. Nothing was merged/);
+    tap(card, /Approve/);
+    await waitForText(card, /Merged by @alice/);
+    expect(github.callsOf(MERGE).filter((c) => c.status === 200)).toHaveLength(1);
+    expect(itemRow(1).state).toBe('merged');
+  });
+
   it('turns a rejection into a lesson that the next review sees, closes the PR, and re-queues with the feedback', { timeout: 120_000 }, async () => {
     await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
     const card = await itemToCard(1);
