@@ -1,5 +1,5 @@
 import { parseReviewHours } from './review-hours.js';
-import { addLocalDays, DAY_MS, SECOND_MS, zonedParts, zonedToEpoch, type LocalDate, type LocalDateTime } from './zoned-time.js';
+import { addLocalDays, HOUR_MS, MINUTE_MS, SECOND_MS, zonedParts, zonedToEpoch, type LocalDate, type LocalDateTime } from './zoned-time.js';
 
 /** A day of the week, 0 (Sunday) to 6 (Saturday), as `ZonedParts.weekday`. */
 export type Weekday = 0 | 1 | 2 | 3 | 4 | 5 | 6;
@@ -23,18 +23,18 @@ export interface PeakWindow {
 /** What `NIGHTSHIFT_PEAK_HOURS` means when unset: 14:00-22:00 every day. */
 export const DEFAULT_PEAK_HOURS = '14:00-22:00';
 
-const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
-const FULL_DAY_NAMES = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
+const DAY_NAMES: readonly string[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const FULL_DAY_NAMES: readonly string[] = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
 const ALL_DAYS: ReadonlySet<Weekday> = new Set<Weekday>([0, 1, 2, 3, 4, 5, 6]);
 const MINUTES_PER_DAY = 24 * 60;
 const MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY;
 
 // An entry: optional days ("mon-fri", "sat", "Sunday") then an optional range; at least one.
-const ENTRY = /^([a-z]+(?:\s*-\s*[a-z]+)?)?\s*([^a-z].*)?$/i;
+const ENTRY = /^([a-z]+(?:\s*-\s*[a-z]+)?)?\s*(\d.*)?$/i;
 
 function parseDay(name: string): Weekday {
   const lower = name.toLowerCase();
-  const index = Math.max(DAY_NAMES.indexOf(lower as never), FULL_DAY_NAMES.indexOf(lower as never));
+  const index = Math.max(DAY_NAMES.indexOf(lower), FULL_DAY_NAMES.indexOf(lower));
   if (index < 0) throw new Error(`"${name}" is not a day (mon, tue, wed, thu, fri, sat, sun)`);
   return index as Weekday;
 }
@@ -59,11 +59,16 @@ function parseTime(text: string, isEnd: boolean): TimeOfDay {
   return slot;
 }
 
-function parseRange(text: string, entry: string): { start: TimeOfDay; end: TimeOfDay } {
+function parseRange(text: string): { start: TimeOfDay; end: TimeOfDay } {
   const ends = text.split('-').map((s) => s.trim());
-  if (ends.length !== 2) throw new Error(`"${entry}": "${text}" is not a time range (HH:MM-HH:MM)`);
+  if (ends.length !== 2) throw new Error(`"${text}" is not a time range (HH:MM-HH:MM)`);
+  return { start: parseTime(ends[0] ?? '', false), end: parseTime(ends[1] ?? '', true) };
+}
+
+// Runs `parse`, naming `entry` in front of its error.
+function within<T>(entry: string, parse: () => T): T {
   try {
-    return { start: parseTime(ends[0] ?? '', false), end: parseTime(ends[1] ?? '', true) };
+    return parse();
   } catch (error) {
     throw new Error(`"${entry}": ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -113,14 +118,14 @@ export function parsePeakHours(text: string): PeakWindow[] {
     const match = ENTRY.exec(entry);
     if (!match) throw new Error(`"${entry}" is not a peak window (like "mon-fri 14:00-22:00")`);
     const [, daysText, rangeText] = match;
-    if (daysText !== undefined) parseDays(daysText, pendingDays);
+    if (daysText !== undefined) within(entry, () => parseDays(daysText, pendingDays));
     if (rangeText === undefined) {
       pending.push(entry);
       continue;
     }
     if (daysText === undefined && pending.length > 0) throw new Error(`"${pending.join(',')}" has no time range after it`);
-    const days = pendingDays.size > 0 ? new Set(pendingDays) : ALL_DAYS;
-    windows.push({ days, ...parseRange(rangeText, entry) });
+    const days = new Set(pendingDays.size > 0 ? pendingDays : ALL_DAYS);
+    windows.push({ days, ...within(entry, () => parseRange(rangeText)) });
     pending = [];
     pendingDays.clear();
   }
@@ -136,8 +141,8 @@ function wallMs(p: LocalDateTime & { readonly second?: number }): number {
 /**
  * The first instant at which the clock in `timeZone` reads `local` or later. Unlike
  * `zonedToEpoch`, a time in a spring-forward gap means the end of the gap (the clock passes
- * 02:30 at 03:00), so a window starting in the gap still starts and never ends before it starts.
- * In an overlap it is the first showing, as in `zonedToEpoch`.
+ * 02:30 at 03:00), so `02:30-03:30` is peak 03:00-03:30 that day, not empty. In an overlap it is
+ * the first showing, as in `zonedToEpoch`.
  */
 function firstInstantAtOrAfter(local: LocalDateTime, timeZone: string): number {
   const late = zonedToEpoch(local, timeZone);
@@ -152,6 +157,11 @@ function firstInstantAtOrAfter(local: LocalDateTime, timeZone: string): number {
     else before = mid;
   }
   return after;
+}
+
+// The first instant of `date`: in a zone that springs forward at midnight, 01:00.
+function midnight(date: LocalDate, timeZone: string): number {
+  return firstInstantAtOrAfter({ ...date, hour: 0, minute: 0 }, timeZone);
 }
 
 function localDate(now: number, timeZone: string): LocalDate {
@@ -177,14 +187,25 @@ function stretches(date: LocalDate, windows: readonly PeakWindow[], timeZone: st
     for (const w of windows) {
       if (!w.days.has(weekday)) continue;
       const endDay = toMinutes(w.end) <= toMinutes(w.start) ? addLocalDays(day, 1) : day;
-      const start = firstInstantAtOrAfter({ ...day, ...w.start }, timeZone);
+      const startAt: LocalDateTime = { ...day, ...w.start };
+      const start = firstInstantAtOrAfter(startAt, timeZone);
       const end = firstInstantAtOrAfter({ ...endDay, ...w.end }, timeZone);
-      // Empty only for a window wholly inside a spring-forward gap: that day it never shows.
-      if (end > start) out.push({ start, end });
+      if (end > start) {
+        out.push({ start, end });
+      } else {
+        // The clock skips the whole window (it lies in a spring-forward gap): rather than drop
+        // that day's window, move it later by the gap, as zonedToEpoch moves a time.
+        const moved = zonedToEpoch(startAt, timeZone);
+        out.push({ start: moved, end: moved + spanMinutes(w) * MINUTE_MS });
+      }
     }
   }
   return out.sort((a, b) => a.start - b.start);
 }
+
+// Longer than any repeated hour (a DST shift is 2 hours at most) and any window moved out of a
+// gap (it ends within two shifts of the change).
+const CLOCK_SETTLE_MS = 6 * HOUR_MS;
 
 // Whether the local clock reading itself lies in a window (weekday 0 = Sunday).
 function wallInWindow(weekday: number, minuteOfDay: number, windows: readonly PeakWindow[]): boolean {
@@ -198,19 +219,21 @@ function wallInWindow(weekday: number, minuteOfDay: number, windows: readonly Pe
 }
 
 /**
- * Whether `now` lies in peak time. A window is one stretch, from the first instant the local
- * clock reads its start to the first instant it reads its end: a start or end in a
- * spring-forward gap is the end of the gap, and in the hour a fall-back repeats, a window that
- * already ended during its first showing does not start again.
+ * Whether `now` lies in peak time. Each day's window is one stretch, from the first instant the
+ * local clock reads its start to the first instant it reads its end: a start or end in a
+ * spring-forward gap means the end of the gap, and a window that ended during the first showing
+ * of a fall-back's repeated hour does not start again in the second. A window wholly inside a
+ * gap moves later by the gap's length, so no day loses its window.
  */
 export function isPeak(now: number, windows: readonly PeakWindow[], timeZone: string): boolean {
   if (windows.length === 0) return false;
   const p = zonedParts(now, timeZone);
-  // While the clock has not gone back within the last day, `now` shows the latest reading so
-  // far, and "the clock has reached the start but not the end" is the wall reading itself.
-  // That costs one lookup instead of several per window (the dispatcher and tests ask often).
-  const clockWentBack = wallMs(zonedParts(now - DAY_MS, timeZone)) + DAY_MS > wallMs(p);
-  if (!clockWentBack) return wallInWindow(p.weekday, p.hour * 60 + p.minute, windows);
+  // Unless the clock changed within CLOCK_SETTLE_MS, "the clock has reached the start but not
+  // the end" is the wall reading itself: one lookup instead of several per window, and the
+  // simulated-week tests ask every minute. After a change, the stretches decide (a repeated
+  // hour reads earlier than before; a window moved out of a gap reads outside itself).
+  const clockChanged = wallMs(zonedParts(now - CLOCK_SETTLE_MS, timeZone)) + CLOCK_SETTLE_MS !== wallMs(p);
+  if (!clockChanged) return wallInWindow(p.weekday, p.hour * 60 + p.minute, windows);
   // A stretch starting before yesterday has ended before today began.
   return stretches(p, windows, timeZone, -1, 0).some((s) => s.start <= now && now < s.end);
 }
@@ -234,7 +257,7 @@ export function nextOffPeakStart(now: number, windows: readonly PeakWindow[], ti
       end = Math.max(end, s.end);
     }
     // Stretches of later dates start no earlier than that date's midnight.
-    if (end < firstInstantAtOrAfter({ ...addLocalDays(today, ahead + 1), hour: 0, minute: 0 }, timeZone)) return end;
+    if (end < midnight(addLocalDays(today, ahead + 1), timeZone)) return end;
   }
   throw new Error('peak hours never end');
 }
@@ -270,7 +293,7 @@ export interface DispatchInput {
   readonly windows: readonly PeakWindow[];
   readonly timeZone: string;
   readonly paused: boolean;
-  /** A confirmed `/run`: ignores peak hours, never a pause, the budget or the parallel limit. */
+  /** A confirmed `/run`: overrides peak hours, but never a pause, the budget or `maxParallel`. */
   readonly forced: boolean;
   readonly budget: DispatchBudget;
   readonly running: number;
@@ -297,14 +320,10 @@ export function dispatchDecision(input: DispatchInput): DispatchDecision {
   if (!input.forced && isPeak(now, input.windows, input.timeZone)) {
     blocks.push({ reason: 'peak', until: nextOffPeakStart(now, input.windows, input.timeZone) });
   }
-  const latest = blocks.reduce<(typeof blocks)[number] | undefined>((a, b) => (a === undefined || b.until > a.until ? b : a), undefined);
+  const latest = blocks.reduce<(typeof blocks)[number] | undefined>((a, b) => (a && a.until >= b.until ? a : b), undefined);
   if (latest) return { kind: 'wait', ...latest };
   if (input.running >= input.maxParallel) return { kind: 'wait', reason: 'busy' };
   return { kind: 'start' };
-}
-
-function midnight(date: LocalDate, timeZone: string): number {
-  return firstInstantAtOrAfter({ ...date, hour: 0, minute: 0 }, timeZone);
 }
 
 /** The first instant of `now`'s local date (epoch ms); a day may last 23 or 25 hours. */

@@ -107,7 +107,8 @@ export async function collectCardFacts(deps: CardFactsDeps, item: Item): Promise
 export function riskOf(facts: CardFacts): string {
   const reasons: string[] = [];
   if (facts.summary?.verdict === 'needs_judgment') reasons.push('needs judgment');
-  if ('state' in facts.checks && facts.checks.state === 'failing') reasons.push('checks failing');
+  if ('error' in facts.checks) reasons.push('checks unknown');
+  else if (facts.checks.state === 'failing' || facts.checks.state === 'pending') reasons.push(`checks ${facts.checks.state}`);
   if (facts.open.some((f) => f.severity === 'critical' || f.severity === 'high')) reasons.push('open high findings');
   if ('sensitive' in facts.changes && facts.changes.sensitive.length > 0) reasons.push(describeSensitive(facts.changes.sensitive).replace(/ \(\d+\)/g, ''));
   return reasons.length === 0 ? 'low-risk' : reasons.join(', ');

@@ -298,8 +298,9 @@ export function createDecisions(deps: DecisionsDeps) {
       if (pr.state === 'closed') return giveBack(card, { kind: 'closed' });
       if (pr.headSha !== card.headSha) return await sendBack(card, item, pr.headSha);
       const checks = await github.checksFor(repo, card.headSha, pr.baseRef);
-      const blocked = checks.state === 'failing' || checks.state === 'pending';
-      if (blocked && !(force && deps.merge.allowFailingChecks)) {
+      // "Merge anyway" passes failing checks only: pending ones may still fail.
+      const blocked = checks.state === 'pending' || (checks.state === 'failing' && !(force && deps.merge.allowFailingChecks));
+      if (blocked) {
         ilog.info({ checks: checks.state, failing: checks.failing, pending: checks.pending }, 'merge refused: checks');
         return giveBack(card, { kind: 'checks', checks, canForce: deps.merge.allowFailingChecks && checks.state === 'failing' });
       }
@@ -430,6 +431,8 @@ export function createDecisions(deps: DecisionsDeps) {
         const item = store.items.transition(card.itemId!, 'deferred', `deferred (${choice})`);
         store.items.setWakeAt(item.id, wakeAt);
         store.cards.decide(card.id, 'defer', `deferred until ${new Date(wakeAt).toISOString()}`);
+        // Nothing to clean up: the worktree is kept for when the item wakes.
+        store.cards.followedUp(card.id);
         return { item: store.items.get(item.id)!, wakeAt };
       });
     },
@@ -483,6 +486,7 @@ export function createDecisions(deps: DecisionsDeps) {
         const card = store.cards.get(cardId)!;
         if (answer === 'pause') store.checkpoints.pause(card.repo, `paused at drift checkpoint ${card.checkpointId}`);
         store.cards.decide(card.id, answer, answer === 'pause' ? `building paused for ${card.repo}` : 'on track');
+        store.cards.followedUp(card.id);
         return store.cards.get(card.id)!;
       });
     },

@@ -138,6 +138,7 @@ export function createCards(db: Database, now: () => number) {
     `SELECT c.* FROM cards c JOIN outbox o ON o.id = c.outbox_id WHERE c.status = 'open' AND o.status = 'failed' ORDER BY c.id`,
   );
   const liveOfItem = db.prepare(`SELECT * FROM cards WHERE item_id = ? AND status IN ('held', 'open', 'deciding') ORDER BY id DESC LIMIT 1`);
+  const decidingOfItem = db.prepare(`SELECT id FROM cards WHERE item_id = ? AND status = 'deciding' LIMIT 1`);
   const supersedeItem = db.prepare(`UPDATE cards SET status = 'superseded', outcome = ? WHERE item_id = ? AND status IN ('held', 'open')`);
   const insertButton = db.prepare('INSERT INTO buttons (token, card_id, action, arg) VALUES (?, ?, ?, ?)');
   const buttonByToken = db.prepare('SELECT * FROM buttons WHERE token = ?');
@@ -164,7 +165,7 @@ export function createCards(db: Database, now: () => number) {
   const waiting = db.prepare(`SELECT count(*) AS n FROM cards WHERE kind = 'review' AND status IN ('held', 'open')`);
   const decisionTimes = db.prepare(
     `SELECT c.decided_at - coalesce(o.sent_at, c.shown_at) AS ms FROM cards c LEFT JOIN outbox o ON o.id = c.outbox_id
-     WHERE c.status = 'decided' AND c.decided_at >= ? AND c.shown_at IS NOT NULL AND c.decided_by IS NOT NULL ORDER BY ms`,
+     WHERE c.kind = 'review' AND c.status = 'decided' AND c.decided_at >= ? AND c.shown_at IS NOT NULL AND c.decided_by IS NOT NULL ORDER BY ms`,
   );
   const readyWithoutCard = db.prepare(
     `SELECT id FROM items WHERE state = 'ready'
@@ -242,8 +243,7 @@ export function createCards(db: Database, now: () => number) {
     },
     /** Supersedes the item's held and open cards (it was cancelled); false if one is being decided. */
     supersedeOfItem(itemId: number, why: string): boolean {
-      const live = liveOfItem.get(itemId);
-      if (live !== undefined && toCard(live).status === 'deciding') return false;
+      if (decidingOfItem.get(itemId) !== undefined) return false;
       supersedeItem.run(why, itemId);
       return true;
     },

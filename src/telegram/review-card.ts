@@ -17,10 +17,11 @@ export const CARD_LINE_MAX_CHARS = 90;
 /** Files listed by size on a card. @default 3 */
 export const CARD_TOP_FILES = 3;
 
-const short = (text: string, max = CARD_LINE_MAX_CHARS): string => {
+const shorten = (text: string, max: number): string => {
   const chars = [...text.replace(/\s+/g, ' ').trim()];
   return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
 };
+const short = (text: string, max = CARD_LINE_MAX_CHARS): string => shorten(text, max);
 const sha7 = (sha: string | null | undefined): string => (sha ? sha.slice(0, 7) : '?');
 const usd = (n: number): string => `$${n.toFixed(2)}`;
 
@@ -60,15 +61,41 @@ function describeChecks(checks: ChecksState): string {
   }
 }
 
-/** The review card's text. */
+/** Longest card text; the rest of a message is left for the notes added to an open card. @default 3500 */
+export const CARD_MAX_CHARS = 3500;
+
+/** How much detail a card shows; each level down is shorter. */
+const DETAIL = [
+  { top: 3, files: CARD_TOP_FILES, open: 3, perKind: 3, judgment: 300, line: CARD_LINE_MAX_CHARS },
+  { top: 1, files: 1, open: 2, perKind: 1, judgment: 150, line: 60 },
+  { top: 0, files: 0, open: 1, perKind: 1, judgment: 80, line: 30 },
+] as const;
+
+/**
+ * The review card's text, always one message (so its buttons and later edits stay on it): the
+ * details shrink until it fits `CARD_MAX_CHARS` (text full of `&` or `<` grows when escaped).
+ */
 export function reviewCardText(facts: CardFacts, note?: string): string {
+  for (const detail of DETAIL) {
+    const text = cardText(facts, detail);
+    if (text.length <= CARD_MAX_CHARS) return note ? `${text}\n\n${note}` : text;
+  }
+  // Still too long (pathological input): cut whole lines, never a tag in half.
+  const lines = cardText(facts, DETAIL[DETAIL.length - 1]!).split('\n');
+  while (lines.join('\n').length > CARD_MAX_CHARS - 2) lines.splice(Math.max(2, lines.length - 2), 1);
+  const text = `${lines.join('\n')}\n…`;
+  return note ? `${text}\n\n${note}` : text;
+}
+
+function cardText(facts: CardFacts, detail: (typeof DETAIL)[number]): string {
   const { item, summary } = facts;
+  const short = (text: string, max = detail.line): string => shorten(text, Math.min(max, detail.line));
   const lines = [header(item, '👀'), `head <code>${sha7(facts.headSha)}</code>`];
   if (facts.prHeadSha && facts.prHeadSha !== facts.headSha) lines.push(`⚠️ GitHub shows head <code>${sha7(facts.prHeadSha)}</code>, not the reviewed one`);
   lines.push('');
   lines.push(`<b>${VERDICTS[summary?.verdict ?? ''] ?? '❔ No review summary'}</b>` + (summary ? ` · ${summary.rounds} round${summary.rounds === 1 ? '' : 's'}` : ''));
-  if (summary?.judgment) lines.push(`<i>${escapeHtml(short(summary.judgment, 300))}</i>`);
-  for (const top of summary?.top ?? []) lines.push(`• ${escapeHtml(short(top))}`);
+  if (summary?.judgment) lines.push(`<i>${escapeHtml(shorten(summary.judgment, detail.judgment))}</i>`);
+  for (const top of (summary?.top ?? []).slice(0, detail.top)) lines.push(`• ${escapeHtml(short(top))}`);
   lines.push('');
 
   if ('error' in facts.changes) lines.push(`<b>Changes</b> ❔ ${escapeHtml(facts.changes.error)}`);
@@ -79,10 +106,10 @@ export function reviewCardText(facts: CardFacts, note?: string): string {
       const byKind = new Map<SensitiveKind, string[]>();
       for (const s of c.sensitive) byKind.set(s.kind, [...(byKind.get(s.kind) ?? []), s.path]);
       for (const [kind, paths] of byKind) {
-        lines.push(`⚠️ touches ${SENSITIVE_LABELS[kind]}: ${paths.slice(0, 3).map((p) => `<code>${escapeHtml(short(p, 60))}</code>`).join(', ')}${paths.length > 3 ? ` +${paths.length - 3}` : ''}`);
+        lines.push(`⚠️ touches ${SENSITIVE_LABELS[kind]}: ${paths.slice(0, detail.perKind).map((p) => `<code>${escapeHtml(short(p, 60))}</code>`).join(', ')}${paths.length > detail.perKind ? ` +${paths.length - detail.perKind}` : ''}`);
       }
     }
-    for (const f of c.largest.slice(0, CARD_TOP_FILES)) {
+    for (const f of c.largest.slice(0, detail.files)) {
       lines.push(`  <code>${escapeHtml(short(f.path, 60))}</code> ${f.added === null ? 'binary' : `+${f.added} −${f.removed}`}`);
     }
   }
@@ -91,7 +118,7 @@ export function reviewCardText(facts: CardFacts, note?: string): string {
   if (facts.fixed.length > 0) lines.push(`<b>Bots fixed</b> ${facts.fixed.length}: ${escapeHtml(short(facts.fixed.slice(0, 3).map((f) => f.title).join('; ')))}`);
   if (facts.open.length > 0) {
     lines.push(`<b>Still open</b> ${facts.open.length}:`);
-    for (const f of facts.open.slice(0, 3)) lines.push(`• [${f.severity}] ${escapeHtml(short(f.title))} <i>${escapeHtml(short(f.file, 40))}</i>`);
+    for (const f of facts.open.slice(0, detail.open)) lines.push(`• [${f.severity}] ${escapeHtml(short(f.title))} <i>${escapeHtml(shorten(f.file, Math.min(40, detail.line)))}</i>`);
   }
   const proposed = facts.backlog.filter((b) => b.item.state === 'proposed');
   if (facts.backlog.length > 0) {
@@ -99,7 +126,6 @@ export function reviewCardText(facts: CardFacts, note?: string): string {
   }
   const stages = facts.costs.map((c) => `${escapeHtml(c.stage)} ${usd(c.usd)}`).join(' · ');
   lines.push(`<b>Cost</b> ${usd(facts.totalUsd)}${stages ? ` (${stages})` : ''} · <b>Time</b> ${formatDuration(facts.pipelineMs)} in the pipeline`);
-  if (note) lines.push('', note);
   return lines.join('\n');
 }
 
@@ -191,10 +217,12 @@ export function deferredCardText(item: Item, wakeAt: number, now: number, by: st
 
 /** The one-line digest before a review session's cards. */
 export function digestText(risks: readonly string[]): string {
-  const low = risks.filter((r) => r === 'low-risk').length;
-  const rest = risks.filter((r) => r !== 'low-risk');
-  const parts = [...(low > 0 ? [`${low} low-risk`] : []), ...rest.map((r) => `1 ${r}`)];
-  return html`📬 ${risks.length} PR${risks.length === 1 ? '' : 's'} ready: ${parts.join(', ')}`;
+  const counts = new Map<string, number>();
+  for (const risk of risks) counts.set(risk, (counts.get(risk) ?? 0) + 1);
+  // Low-risk first; a combined reason stays one phrase ("1 needs judgment and touches auth").
+  const order = [...counts].sort(([a], [b]) => (a === 'low-risk' ? -1 : b === 'low-risk' ? 1 : 0));
+  const parts = order.map(([risk, n]) => `${n} ${risk.replace(/, ([^,]*)$/, ' and $1')}`);
+  return html`📬 ${risks.length} PR${risks.length === 1 ? '' : 's'} ready: ${parts.join('; ')}`;
 }
 
 /** /lessons. */

@@ -686,3 +686,236 @@ describe('waitFor', () => {
     expect(await pending).toBeInstanceOf(APIError);
   });
 });
+
+describe('message batches', () => {
+  const ask = (content: string, extra: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}): Anthropic.MessageCreateParamsNonStreaming => ({
+    model: MODEL,
+    max_tokens: 100,
+    messages: [{ role: 'user', content }],
+    ...extra,
+  });
+
+  /** Every line of a batch's results file, by custom_id. */
+  async function resultsOf(c: Anthropic, id: string): Promise<Map<string, Anthropic.Messages.MessageBatchResult>> {
+    const results = new Map<string, Anthropic.Messages.MessageBatchResult>();
+    for await (const line of await c.messages.batches.results(id)) results.set(line.custom_id, line.result);
+    return results;
+  }
+
+  it('holds a batch in_progress until endBatch, then answers each request from the script, in order', async () => {
+    const c = client();
+    const created = await c.messages.batches.create({
+      requests: [
+        { custom_id: 'triage-1', params: ask('Triage issue 1.') },
+        { custom_id: 'review-2', params: ask('Review PR 2.', { system: 'You review.' }) },
+      ],
+    });
+    expect(created).toMatchObject({
+      id: 'msgbatch_fake_1',
+      type: 'message_batch',
+      processing_status: 'in_progress',
+      request_counts: { processing: 2, succeeded: 0, errored: 0, canceled: 0, expired: 0 },
+      results_url: null,
+      ended_at: null,
+    });
+    expect(Date.parse(created.expires_at) - Date.parse(created.created_at)).toBe(24 * 60 * 60_000);
+    // Each request is recorded like a call, so a test finds its prompt; nothing is answered yet.
+    expect(fake.requests.map((r) => [r.batch, r.batchId, r.customId, r.path, r.usage])).toEqual([
+      [true, created.id, 'triage-1', '/v1/messages/batches', undefined],
+      [true, created.id, 'review-2', '/v1/messages/batches', undefined],
+    ]);
+    expect(fake.requests[1]!.body).toEqual(ask('Review PR 2.', { system: 'You review.' }));
+    expect(fake.batchCalls.map((r) => [r.path, r.status])).toEqual([['/v1/messages/batches', 200]]);
+
+    // Still pending when polled again, e.g. by a restarted process.
+    expect((await client().messages.batches.retrieve(created.id)).processing_status).toBe('in_progress');
+    // The SDK refuses to fetch results before there is a results_url.
+    await rejection(c.messages.batches.results(created.id), AnthropicError);
+
+    fake.script({ content: [{ type: 'text', text: 'bug, small' }] }, { content: [{ type: 'text', text: 'approve' }], outputTokens: 7 });
+    expect(fake.endBatch().map((b) => b.id)).toEqual([created.id]);
+    const ended = await c.messages.batches.retrieve(created.id);
+    expect(ended).toMatchObject({
+      processing_status: 'ended',
+      request_counts: { processing: 0, succeeded: 2, errored: 0, canceled: 0, expired: 0 },
+      results_url: `${fake.baseUrl}/v1/messages/batches/${created.id}/results`,
+    });
+    expect(ended.ended_at).not.toBeNull();
+
+    const results = await resultsOf(c, created.id);
+    const triage = results.get('triage-1');
+    const review = results.get('review-2');
+    if (triage?.type !== 'succeeded' || review?.type !== 'succeeded') throw new Error(`not succeeded: ${JSON.stringify([...results])}`);
+    expect(plain(triage.message.content)).toEqual([{ type: 'text', text: 'bug, small' }]);
+    expect(plain(review.message.content)).toEqual([{ type: 'text', text: 'approve' }]);
+    expect(review.message.usage).toMatchObject({
+      input_tokens: estimateTokens({ type: 'text', text: 'You review.' }) + textTokens('Review PR 2.'),
+      output_tokens: 7,
+      service_tier: 'batch',
+    });
+    expect(fake.requests.map((r) => [r.batchResult, r.outcome, r.usage?.output_tokens])).toEqual([
+      ['succeeded', 'ok', estimateTokens([{ type: 'text', text: 'bug, small' }])],
+      ['succeeded', 'ok', 7],
+    ]);
+    expect(fake.totalUsage().output_tokens).toBe(fake.requests[0]!.usage!.output_tokens + 7);
+    const download = fake.batchCalls.at(-1)!;
+    expect(download).toMatchObject({ path: `/v1/messages/batches/${created.id}/results`, stream: true, status: 200 });
+    expect(download.headers.accept).toBe('application/binary');
+  });
+
+  it('lists results in an order other than the requests, so clients must match custom_id', async () => {
+    fake.onRequest((req) => ({ content: [{ type: 'text', text: `answer to ${req.customId}` }] }));
+    const c = client();
+    const { id } = await c.messages.batches.create({
+      requests: ['a', 'b', 'c'].map((customId) => ({ custom_id: customId, params: ask(`question ${customId}`) })),
+    });
+    fake.endBatch(id);
+    const order: string[] = [];
+    for await (const line of await c.messages.batches.results(id)) {
+      order.push(line.custom_id);
+      if (line.result.type !== 'succeeded') throw new Error(line.result.type);
+      expect(plain(line.result.message.content)).toEqual([{ type: 'text', text: `answer to ${line.custom_id}` }]);
+    }
+    expect(order).toEqual(['c', 'b', 'a']);
+  });
+
+  it('scripts errored, expired and canceled requests; bad params error only when processed; none is billed', async () => {
+    const c = client();
+    fake.failBatchRequest('boom', 'errored', { type: 'overloaded_error', message: 'Overloaded' });
+    fake.failBatchRequest('late', 'expired');
+    fake.failBatchRequest('dropped', 'canceled');
+    fake.failBatchRequest('plain', 'errored');
+    const { id } = await c.messages.batches.create({
+      requests: [
+        { custom_id: 'boom', params: ask('a') },
+        { custom_id: 'late', params: ask('b') },
+        { custom_id: 'dropped', params: ask('c') },
+        { custom_id: 'plain', params: ask('d') },
+        { custom_id: 'bad-params', params: { ...ask('e'), max_tokens: 0 } },
+        { custom_id: 'unscripted', params: ask('f') },
+      ],
+    });
+    fake.endBatch();
+    const results = await resultsOf(c, id);
+    expect(Object.fromEntries(results)).toEqual({
+      boom: { type: 'errored', error: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' }, request_id: null } },
+      late: { type: 'expired' },
+      dropped: { type: 'canceled' },
+      plain: { type: 'errored', error: { type: 'error', error: { type: 'api_error', message: 'Internal server error' }, request_id: null } },
+      'bad-params': {
+        type: 'errored',
+        error: { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Input should be greater than or equal to 1' }, request_id: null },
+      },
+      unscripted: {
+        type: 'errored',
+        error: { type: 'error', error: { type: 'api_error', message: 'fake: no scripted reply' }, request_id: null },
+      },
+    });
+    expect((await c.messages.batches.retrieve(id)).request_counts).toEqual({ processing: 0, succeeded: 0, errored: 4, canceled: 1, expired: 1 });
+    expect(fake.requests.every((r) => r.usage === undefined)).toBe(true);
+    expect(fake.requests.map((r) => r.status)).toEqual([undefined, undefined, undefined, undefined, 400, 500]);
+
+    // A scripted failure is used once: the same custom_id in the next batch is answered.
+    fake.script({ content: [{ type: 'text', text: 'fine now' }] });
+    const again = await c.messages.batches.create({ requests: [{ custom_id: 'boom', params: ask('a') }] });
+    fake.endBatch(again.id);
+    expect((await resultsOf(c, again.id)).get('boom')?.type).toBe('succeeded');
+  });
+
+  it('processes batch requests in order through the prompt cache', async () => {
+    const params = ask('go', { system: [cached(BIG_SYSTEM)] });
+    fake.onRequest(() => ({ content: [{ type: 'text', text: 'ok' }] }));
+    await client().messages.batches.create({ requests: [{ custom_id: 'first', params }, { custom_id: 'second', params }] });
+    fake.endBatch();
+    expect(fake.requests.map((r) => [r.usage?.cache_creation_input_tokens, r.usage?.cache_read_input_tokens])).toEqual([
+      [textTokens(BIG_SYSTEM), 0],
+      [0, textTokens(BIG_SYSTEM)],
+    ]);
+  });
+
+  it('refuses a malformed batch with 400 and an unknown batch with 404, creating nothing', async () => {
+    const c = client();
+    const create = (requests: unknown): Promise<unknown> =>
+      c.messages.batches.create({ requests } as Anthropic.Messages.BatchCreateParams);
+    const dup = await rejection(create([{ custom_id: 'x', params: ask('a') }, { custom_id: 'x', params: ask('b') }]), BadRequestError);
+    expect(dup.message).toContain("duplicate custom_id 'x'");
+    await rejection(create([]), BadRequestError);
+    const badId = await rejection(create([{ custom_id: 'has space', params: ask('a') }]), BadRequestError);
+    expect(badId.message).toContain('requests.0.custom_id');
+    await rejection(create([{ custom_id: 'no-params' }]), BadRequestError);
+    expect(fake.batches).toHaveLength(0);
+    expect(fake.requests).toHaveLength(0);
+
+    const missing = await rejection(c.messages.batches.retrieve('msgbatch_nope'), NotFoundError);
+    expect(missing.type).toBe('not_found_error');
+    expect(() => fake.endBatch()).toThrow('no batch is in progress');
+    expect(() => fake.endBatch('msgbatch_nope')).toThrow('no such batch');
+  });
+
+  it('cancel: the batch is canceling until it ends, then its requests are canceled', async () => {
+    const c = client();
+    const { id } = await c.messages.batches.create({ requests: [{ custom_id: 'one', params: ask('a') }] });
+    const canceling = await c.messages.batches.cancel(id);
+    expect(canceling).toMatchObject({ processing_status: 'canceling', request_counts: { processing: 1 }, results_url: null });
+    expect(canceling.cancel_initiated_at).not.toBeNull();
+    fake.endBatch(id);
+    expect(() => fake.endBatch(id)).toThrow('already ended');
+    expect((await c.messages.batches.retrieve(id)).request_counts).toMatchObject({ canceled: 1, processing: 0 });
+    expect(Object.fromEntries(await resultsOf(c, id))).toEqual({ one: { type: 'canceled' } });
+  });
+
+  it('autoEndBatches ends a batch at creation', async () => {
+    const auto = await startExtra({ autoEndBatches: true });
+    auto.script({ content: [{ type: 'text', text: 'at once' }] });
+    const c = client({}, auto);
+    const created = await c.messages.batches.create({ requests: [{ custom_id: 'now', params: ask('a') }] });
+    expect(created).toMatchObject({ processing_status: 'ended', request_counts: { succeeded: 1 } });
+    expect(created.results_url).toBe(`${auto.baseUrl}/v1/messages/batches/${created.id}/results`);
+    expect((await resultsOf(c, created.id)).get('now')?.type).toBe('succeeded');
+  });
+
+  it('applies failNext to batch calls: a 529 on retrieve is retried; a fault aimed at messages is left for them', async () => {
+    const c = client();
+    const { id } = await c.messages.batches.create({ requests: [{ custom_id: 'one', params: ask('a') }] });
+    fake.failNext({ kind: 'rate-limit' }, 1, 'messages');
+    fake.failNext({ kind: 'overloaded', retryAfterMs: 5 }, 1, 'batches');
+    fake.failNext({ kind: 'server-error', retryAfterMs: 5 });
+    expect((await c.messages.batches.retrieve(id)).processing_status).toBe('in_progress');
+    expect(fake.batchCalls.map((r) => r.status)).toEqual([200, 529, 500, 200]);
+    fake.script({ content: [{ type: 'text', text: 'after the limit' }] });
+    await c.messages.create(ask('x'));
+    expect(fake.requests.filter((r) => !r.batch).map((r) => r.status)).toEqual([429, 200]);
+
+    // A create that fails creates nothing.
+    fake.failNext({ kind: 'reset' }, 1, 'batches');
+    await rejection(client({ maxRetries: 0 }).messages.batches.create({ requests: [{ custom_id: 'two', params: ask('b') }] }), APIConnectionError);
+    expect(fake.batches).toHaveLength(1);
+  });
+
+  it('cut-stream on the results download breaks the JSONL midway, which the SDK does not retry', async () => {
+    const c = client();
+    fake.onRequest(() => ({ content: [{ type: 'text', text: 'a reply long enough to be cut in the middle of its line' }] }));
+    const { id } = await c.messages.batches.create({
+      requests: ['a', 'b'].map((customId) => ({ custom_id: customId, params: ask(customId) })),
+    });
+    fake.endBatch(id);
+    // results() retrieves the batch first; a stream fault passes that call by and waits for the download.
+    fake.failNext({ kind: 'cut-stream' }, 1, 'batches');
+    const seen: string[] = [];
+    const read = async (): Promise<void> => {
+      for await (const line of await c.messages.batches.results(id)) seen.push(line.custom_id);
+    };
+    await expect(read()).rejects.toThrow();
+    expect(seen).toEqual(['b']);
+    const download = fake.batchCalls.filter((r) => r.path.endsWith('/results'));
+    expect(download.map((r) => [r.status, r.outcome])).toEqual([[200, 'cut']]);
+    expect(fake.batchCalls.map((r) => r.outcome)).toEqual(['ok', 'ok', 'cut']);
+  });
+
+  it('names batch requests and calls when waitFor times out', async () => {
+    await client().messages.batches.create({ requests: [{ custom_id: 'one', params: ask('a') }] });
+    const err = await rejection(fake.waitFor(() => false, { timeoutMs: 50, what: 'never' }), Error);
+    expect(err.message).toContain('#1 /v1/messages/batches -> ok 200');
+    expect(err.message).toContain(`#2 /v1/messages/batches batch=msgbatch_fake_1/one model=${MODEL} sync messages=1 -> pending`);
+  });
+});

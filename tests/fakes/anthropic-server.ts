@@ -10,6 +10,11 @@
  *
  * Token counts are an estimate, `estimateTokens(v) = ceil(JSON.stringify(v).length / 4)`,
  * counted per prompt block so that counts add up: a prefix costs the sum of its blocks.
+ *
+ * The Message Batches API is there too (create, retrieve, cancel, results as JSONL at an
+ * absolute `results_url` on the fake's own base). A batch stays `in_progress` until the test
+ * calls `endBatch()` (or starts the fake with `autoEndBatches`); only then is each of its
+ * requests answered, in order, by the same script as a normal call.
  */
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
 import { waitForChange } from './wait-for-change.js';
@@ -20,6 +25,10 @@ import type { Socket } from 'node:net';
 import type {
   ContentBlock,
   Message,
+  MessageBatch,
+  MessageBatchErroredResult,
+  MessageBatchRequestCounts,
+  MessageBatchResult,
   RawMessageStreamEvent,
   StopReason,
   Usage as ApiUsage,
@@ -38,7 +47,12 @@ export interface FakeReply {
 /** A scripted reply, or a function that builds one from the request it answers. */
 export type ScriptedReply = FakeReply | ((req: RecordedRequest) => FakeReply);
 
-/** A failure to inject into the next request(s) to /v1/messages, see `FakeAnthropic.failNext`. */
+/**
+ * A failure to inject into the next request(s) to /v1/messages or the batch endpoints, see
+ * `FakeAnthropic.failNext`. On the batch endpoints the stream faults wait for the next results
+ * download (a JSONL body, the one streamed answer there; `results()` retrieves the batch first):
+ * 'cut-stream' sends half of it and drops the connection, 'stall-stream' sends half and goes silent.
+ */
 export type AnthropicFault =
   /** 429 rate_limit_error with `retry-after-ms` (@default 10) and `retry-after` (seconds, rounded up). */
   | { kind: 'rate-limit'; retryAfterMs?: number }
@@ -79,17 +93,23 @@ export interface Usage {
   cache_read_input_tokens: number;
 }
 
-/** One HTTP request the fake received, recorded before any fault or validation is applied. */
+/**
+ * One HTTP request the fake received, recorded before any fault or validation is applied; or
+ * one request inside a Message Batch (`batch: true`), recorded when the batch was created.
+ */
 export interface RecordedRequest {
-  /** 1-based arrival order. */
+  /** 1-based arrival order (shared by HTTP requests and batch entries). */
   seq: number;
-  /** '/v1/messages' or '/v1/messages/count_tokens'. */
+  /**
+   * '/v1/messages' or '/v1/messages/count_tokens'; '/v1/messages/batches' for a batch entry; the
+   * full path (e.g. '/v1/messages/batches/msgbatch_fake_1/results') for a call in `batchCalls`.
+   */
   path: string;
   /** Lower-cased names; repeated headers joined with ', '. */
   headers: Record<string, string>;
-  /** The parsed JSON body (the raw text if it was not JSON). */
+  /** The parsed JSON body (the raw text if it was not JSON). A batch entry's is its `params`. */
   body: any;
-  /** `body.stream === true`. */
+  /** `body.stream === true`; for a call in `batchCalls`, true for the results download. */
   stream: boolean;
   /** Set for answered requests and for cut or stalled streams (what the real API would bill). */
   usage?: Usage;
@@ -100,9 +120,37 @@ export interface RecordedRequest {
    * nothing more was sent (status 200 if a stream had started).
    */
   outcome?: 'ok' | 'error' | 'reset' | 'stall' | 'cut';
-  /** The HTTP status sent, if any. */
+  /** The HTTP status sent, if any. A batch entry's is 200 if it succeeded, the error's status if it errored. */
   status?: number;
+  /** Set on an entry for one request inside a Message Batch: not an HTTP request of its own. */
+  batch?: true;
+  /** With `batch`: the batch it belongs to. */
+  batchId?: string;
+  /** With `batch`: its `custom_id`. */
+  customId?: string;
+  /** With `batch`: how it ended, once the batch has ended. */
+  batchResult?: MessageBatchResult['type'];
 }
+
+/** A Message Batch the fake holds. */
+export interface FakeBatch {
+  /** e.g. 'msgbatch_fake_1'. */
+  readonly id: string;
+  readonly status: MessageBatch['processing_status'];
+  /** Its requests in submission order; the same objects are in `FakeAnthropic.requests`. */
+  readonly requests: readonly RecordedRequest[];
+  /** The result of each request by custom_id, once the batch has ended. */
+  readonly results: ReadonlyMap<string, MessageBatchResult>;
+}
+
+/** How a request in a batch is to end instead of being answered, see `FakeAnthropic.failBatchRequest`. */
+export type BatchRequestFailure = 'errored' | 'expired' | 'canceled';
+
+/**
+ * Which requests a fault from `failNext` applies to: /v1/messages, any batch endpoint, or only
+ * the results download (which `results()` makes after retrieving the batch again).
+ */
+export type FaultTarget = 'messages' | 'batches' | 'batch-results';
 
 /** Handle on a running fake Anthropic API server. */
 export interface FakeAnthropic {
@@ -112,9 +160,14 @@ export interface FakeAnthropic {
   readonly apiKey: string;
   /**
    * Every request to /v1/messages and /v1/messages/count_tokens in arrival order, including
-   * faulted, refused and retried ones.
+   * faulted, refused and retried ones; and every request inside a Message Batch (flagged
+   * `batch`), so a test finds its prompt the same way in both.
    */
   readonly requests: RecordedRequest[];
+  /** Every HTTP request to /v1/messages/batches and below, in arrival order (retries included). */
+  readonly batchCalls: RecordedRequest[];
+  /** Every batch created, oldest first. */
+  readonly batches: readonly FakeBatch[];
   /** Queue replies, consumed in order by requests that get a reply. */
   script(...replies: ScriptedReply[]): void;
   /**
@@ -122,9 +175,25 @@ export interface FakeAnthropic {
    * answered 500 api_error "fake: no scripted reply" (which the SDK retries).
    */
   onRequest(handler: ((req: RecordedRequest) => FakeReply | undefined) | undefined): void;
-  /** Apply `fault` to the next `times` (@default 1) requests to /v1/messages, before any reply is consumed. */
-  failNext(fault: AnthropicFault, times?: number): void;
-  /** Sum of `usage` over all requests that have one. */
+  /**
+   * Apply `fault` to the next `times` (@default 1) requests to /v1/messages or to a batch
+   * endpoint (or only to those of `on`), before any reply is consumed or batch created.
+   */
+  failNext(fault: AnthropicFault, times?: number, on?: FaultTarget): void;
+  /**
+   * End batches that are in progress or canceling (@default all of them): each request is
+   * answered now, in order, from the script (a canceling batch's are canceled), and the batch
+   * gets its `results_url`. Throws if there is no such batch, so a test that ends too early
+   * fails loudly; wait for `batches` first.
+   */
+  endBatch(id?: string): readonly FakeBatch[];
+  /**
+   * The next batch request with this custom_id to be processed ends as `result` instead of
+   * being answered (consuming no reply and billing nothing). 'errored' carries `error`
+   * (@default api_error "Internal server error").
+   */
+  failBatchRequest(customId: string, result: BatchRequestFailure, error?: { type: string; message: string }): void;
+  /** Sum of `usage` over all requests that have one, batch entries included (billed at half price). */
   totalUsage(): Usage;
   /**
    * Resolve with the first truthy `probe()` result. Re-checks on every request and answer, plus
@@ -141,8 +210,10 @@ export interface FakeAnthropicOptions {
   apiKey?: string;
   /** Models the server knows; others get 404 not_found_error "model: X". @default any model */
   model?: string | readonly string[];
-  /** The clock for cache TTLs and `RecordedRequest.at`. @default Date.now */
+  /** The clock for cache TTLs, `RecordedRequest.at` and batch timestamps. @default Date.now */
   now?: () => number;
+  /** End every batch as soon as it is created, as if `endBatch` were called. @default false */
+  autoEndBatches?: boolean;
 }
 
 /** The key tests configure the client with; a canary so that a leak into logs is easy to find. */
@@ -162,6 +233,14 @@ const DEFAULT_WAIT_MS = 10_000;
 const STREAM_PIECES = 3;
 const MESSAGES_PATH = '/v1/messages';
 const COUNT_TOKENS_PATH = '/v1/messages/count_tokens';
+const BATCHES_PATH = '/v1/messages/batches';
+/** /v1/messages/batches, /v1/messages/batches/{id}, /v1/messages/batches/{id}/{results|cancel}. */
+const BATCH_ROUTE = /^\/v1\/messages\/batches(?:\/([^/]+)(?:\/(results|cancel))?)?$/;
+/** `expires_at` is this long after creation, as in the API; the fake never expires a batch by itself. */
+const BATCH_EXPIRY_MS = 24 * 60 * 60_000;
+const MAX_BATCH_REQUESTS = 100_000;
+const CUSTOM_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+const DEFAULT_BATCH_ERROR = { type: 'api_error', message: 'Internal server error' };
 const CUSTOM_TOOL_NAME = /^[a-zA-Z0-9_-]{1,128}$/;
 /** Anthropic-defined client tools and the one name each must be given. */
 const CLIENT_TOOL_NAMES: Record<string, string> = {
@@ -223,6 +302,18 @@ interface ComputedUsage extends Usage {
   created1h: number;
 }
 
+/** A batch as the fake holds it. */
+interface BatchState extends FakeBatch {
+  status: MessageBatch['processing_status'];
+  readonly requests: RecordedRequest[];
+  readonly results: Map<string, MessageBatchResult>;
+  readonly createdAt: number;
+  endedAt?: number;
+  cancelInitiatedAt?: number;
+}
+
+type BatchRoute = { action: 'create' } | { action: 'retrieve' | 'results' | 'cancel'; id: string };
+
 interface ValidRequest {
   model: string;
   messages: Array<{ role: string; content: unknown }>;
@@ -246,7 +337,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 
   const queue: ScriptedReply[] = [];
   let fallback: ((req: RecordedRequest) => FakeReply | undefined) | undefined;
-  const faults: AnthropicFault[] = [];
+  const faults: Array<{ fault: AnthropicFault; on: FaultTarget | undefined }> = [];
+  const batchCalls: RecordedRequest[] = [];
+  const batches: BatchState[] = [];
+  const batchFailures = new Map<string, { result: BatchRequestFailure; error: { type: string; message: string } }>();
+  let nextBatchId = 1;
   const cache = new Map<string, CacheEntry>();
   let seq = 0;
   let nextMessageId = 1;
@@ -468,7 +563,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 
   function handleMessages(res: ServerResponse, rec: RecordedRequest): void {
     checkHeaders(rec);
-    const fault = faults.shift();
+    const fault = takeFault('messages', rec.stream);
     if (fault && applyFault(fault, res, rec)) return;
     const params = validateRequest(rec.body, { countTokens: false });
     checkModel(params.model);
@@ -497,9 +592,159 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     }
   }
 
+  /** The first queued fault for this request: `streamed` is a results download when `endpoint` is 'batches'. */
+  function takeFault(endpoint: 'messages' | 'batches', streamed: boolean): AnthropicFault | undefined {
+    const i = faults.findIndex(({ fault, on }) =>
+      endpoint === 'messages'
+        ? on === undefined || on === 'messages'
+        : streamed
+          ? on !== 'messages'
+          : (on === undefined || on === 'batches') && fault.kind !== 'cut-stream' && fault.kind !== 'stall-stream',
+    );
+    return i < 0 ? undefined : faults.splice(i, 1)[0]!.fault;
+  }
+
+  // ---- message batches -----------------------------------------------------------------
+
+  function handleBatch(res: ServerResponse, rec: RecordedRequest, route: BatchRoute): void {
+    checkHeaders(rec);
+    const fault = takeFault('batches', rec.stream);
+    // Only a stream fault on the results download gets past this; it is applied below.
+    if (fault && applyFault(fault, res, rec)) return;
+    if (route.action === 'create') {
+      createBatch(res, rec);
+      return;
+    }
+    const batch = batches.find((b) => b.id === route.id);
+    if (!batch) throw new ApiFailure(404, 'not_found_error', `message_batch not found: ${route.id}`);
+    if (route.action === 'cancel' && batch.status === 'in_progress') {
+      batch.status = 'canceling';
+      batch.cancelInitiatedAt = now();
+    }
+    if (route.action !== 'results') {
+      rec.outcome = 'ok';
+      sendJson(res, rec, 200, batchJson(batch));
+      return;
+    }
+    if (batch.status !== 'ended') {
+      throw invalid(`message_batch ${batch.id} is still ${batch.status}; its results are available once it has ended`);
+    }
+    // Not in request order, as the API warns: a client that matches results by position fails here.
+    const lines = [...batch.requests].reverse().map((r) => JSON.stringify({ custom_id: r.customId, result: batch.results.get(r.customId!) }));
+    const payload = lines.map((line) => `${line}\n`).join('');
+    rec.status = 200;
+    if (res.writableEnded || res.destroyed) return;
+    res.writeHead(200, {
+      'content-type': 'application/x-jsonl',
+      'content-disposition': `attachment; filename*=utf-8''${batch.id}_results.jsonl`,
+      'request-id': requestId(rec),
+      ...(fault ? {} : { 'content-length': String(Buffer.byteLength(payload)) }),
+    });
+    if (!fault) {
+      rec.outcome = 'ok';
+      res.end(payload);
+      return;
+    }
+    res.write(splitPieces(payload, 2)[0] ?? '', () => (fault.kind === 'cut-stream' ? destroy(res, rec, 'cut') : hold(res, rec)));
+  }
+
+  function createBatch(res: ServerResponse, rec: RecordedRequest): void {
+    const entries = validateBatchCreate(rec.body);
+    const batch: BatchState = {
+      id: `msgbatch_fake_${nextBatchId++}`,
+      status: 'in_progress',
+      requests: [],
+      results: new Map(),
+      createdAt: now(),
+    };
+    for (const { customId, params } of entries) {
+      const entry: RecordedRequest = {
+        seq: ++seq,
+        path: BATCHES_PATH,
+        headers: rec.headers,
+        body: params,
+        stream: false,
+        at: batch.createdAt,
+        batch: true,
+        batchId: batch.id,
+        customId,
+      };
+      batch.requests.push(entry);
+      requests.push(entry);
+    }
+    batches.push(batch);
+    if (opts.autoEndBatches) endBatches([batch]);
+    rec.outcome = 'ok';
+    sendJson(res, rec, 200, batchJson(batch));
+  }
+
+  function endBatches(toEnd: BatchState[]): void {
+    for (const batch of toEnd) {
+      for (const entry of batch.requests) batch.results.set(entry.customId!, processBatchRequest(entry, batch.status === 'canceling'));
+      batch.status = 'ended';
+      batch.endedAt = now();
+    }
+  }
+
+  /** Answer one request of a batch as a normal call would be answered, or fail it as scripted. */
+  function processBatchRequest(entry: RecordedRequest, canceling: boolean): MessageBatchResult {
+    const failure = batchFailures.get(entry.customId!);
+    batchFailures.delete(entry.customId!);
+    if (failure?.result === 'errored') return erroredResult(entry, failure.error);
+    if (failure || canceling) {
+      const type = failure?.result === 'expired' ? 'expired' : 'canceled';
+      entry.batchResult = type;
+      return { type };
+    }
+    try {
+      // The API validates each request's params only when it processes it: a bad one is an
+      // errored result, not a refused batch.
+      if (isObject(entry.body) && entry.body.stream === true) throw invalid('stream: streaming is not supported in a batch request');
+      const params = validateRequest(entry.body, { countTokens: false });
+      checkModel(params.model);
+      const blocks = promptBlocks(params);
+      const reply = takeReply(entry);
+      const usage = applyCache(blocks, reply.outputTokens ?? estimateTokens(reply.content));
+      const message = toMessage(reply, params.model, usage);
+      message.usage.service_tier = 'batch';
+      entry.usage = publicUsage(usage);
+      entry.outcome = 'ok';
+      entry.status = 200;
+      entry.batchResult = 'succeeded';
+      return { type: 'succeeded', message };
+    } catch (err) {
+      const failed = err instanceof ApiFailure ? err : new ApiFailure(500, 'api_error', `fake: crashed: ${String(err)}`);
+      entry.status = failed.status;
+      return erroredResult(entry, { type: failed.type, message: failed.message });
+    }
+  }
+
+  function batchJson(batch: BatchState): MessageBatch {
+    const counts: MessageBatchRequestCounts = { processing: 0, succeeded: 0, errored: 0, canceled: 0, expired: 0 };
+    if (batch.status === 'ended') for (const result of batch.results.values()) counts[result.type] += 1;
+    else counts.processing = batch.requests.length;
+    const iso = (t: number | undefined): string | null => (t === undefined ? null : new Date(t).toISOString());
+    return {
+      id: batch.id,
+      type: 'message_batch',
+      processing_status: batch.status,
+      request_counts: counts,
+      created_at: new Date(batch.createdAt).toISOString(),
+      expires_at: new Date(batch.createdAt + BATCH_EXPIRY_MS).toISOString(),
+      ended_at: iso(batch.endedAt),
+      cancel_initiated_at: iso(batch.cancelInitiatedAt),
+      archived_at: null,
+      // Absolute, like the API's: the SDK fetches it as given, not relative to its baseURL.
+      results_url: batch.status === 'ended' ? `${url}${BATCHES_PATH}/${encodeURIComponent(batch.id)}/results` : null,
+    };
+  }
+
+  // ---- HTTP routing --------------------------------------------------------------------
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const known = req.method === 'POST' && (path === MESSAGES_PATH || path === COUNT_TOKENS_PATH);
+    const batchRoute = routeBatch(req.method, path);
+    const known = batchRoute !== undefined || (req.method === 'POST' && (path === MESSAGES_PATH || path === COUNT_TOKENS_PATH));
     const raw = (await readBody(req).catch(() => Buffer.alloc(0))).toString('utf8');
     if (closing) {
       req.socket.destroy();
@@ -523,14 +768,15 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       path,
       headers: flattenHeaders(req.headers),
       body,
-      stream: isObject(body) && body.stream === true,
+      stream: batchRoute ? batchRoute.action === 'results' : isObject(body) && body.stream === true,
       at: now(),
     };
     // Recorded before anything can fail, so tests can count attempts (retries included).
-    requests.push(rec);
+    (batchRoute ? batchCalls : requests).push(rec);
     announce();
     try {
-      if (path === COUNT_TOKENS_PATH) handleCountTokens(res, rec);
+      if (batchRoute) handleBatch(res, rec, batchRoute);
+      else if (path === COUNT_TOKENS_PATH) handleCountTokens(res, rec);
       else handleMessages(res, rec);
     } catch (err) {
       // A non-ApiFailure is a bug in the fake or in a test's script: make it loud, not a hang.
@@ -560,7 +806,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     return waitForChange(changes, probe, {
       timeoutMs: waitOpts.timeoutMs ?? DEFAULT_WAIT_MS,
       ...(waitOpts.what === undefined ? {} : { what: waitOpts.what }),
-      describe: () => describeRequests(requests),
+      describe: () => describeRequests([...requests, ...batchCalls].sort((a, b) => a.seq - b.seq)),
     });
   }
 
@@ -570,14 +816,33 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     get requests() {
       return requests;
     },
+    get batchCalls() {
+      return batchCalls;
+    },
+    get batches() {
+      return batches;
+    },
     script(...replies) {
       queue.push(...replies);
     },
     onRequest(handler) {
       fallback = handler;
     },
-    failNext(fault, times = 1) {
-      for (let i = 0; i < times; i++) faults.push(fault);
+    failNext(fault, times = 1, on) {
+      for (let i = 0; i < times; i++) faults.push({ fault, on });
+    },
+    endBatch(id) {
+      const open = batches.filter((b) => b.status !== 'ended' && (id === undefined || b.id === id));
+      if (open.length === 0) {
+        const why = id === undefined ? 'no batch is in progress' : batches.some((b) => b.id === id) ? 'it has already ended' : 'no such batch';
+        throw new Error(`fake: endBatch(${id ?? ''}): ${why}`);
+      }
+      endBatches(open);
+      announce();
+      return open;
+    },
+    failBatchRequest(customId, result, error = DEFAULT_BATCH_ERROR) {
+      batchFailures.set(customId, { result, error });
     },
     totalUsage() {
       const sum: Usage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
@@ -596,6 +861,50 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 }
 
 // ---- request validation (pure) -------------------------------------------------------------
+
+function routeBatch(method: string | undefined, path: string): BatchRoute | undefined {
+  const match = BATCH_ROUTE.exec(path);
+  if (!match) return undefined;
+  const [, rawId, sub] = match;
+  if (rawId === undefined) return method === 'POST' ? { action: 'create' } : undefined;
+  let id: string;
+  try {
+    id = decodeURIComponent(rawId);
+  } catch {
+    return undefined;
+  }
+  if (sub === undefined) return method === 'GET' ? { action: 'retrieve', id } : undefined;
+  if (sub === 'results') return method === 'GET' ? { action: 'results', id } : undefined;
+  return method === 'POST' ? { action: 'cancel', id } : undefined;
+}
+
+/**
+ * Check a batch's envelope the way the API does at creation (400 on the first problem). Each
+ * request's params are checked only when it is processed, as the API does.
+ */
+function validateBatchCreate(body: unknown): Array<{ customId: string; params: Json }> {
+  if (!isObject(body)) throw invalid('There was an error parsing the body of your request: expected a JSON object');
+  if (body.requests === undefined) throw invalid('requests: Field required');
+  if (!Array.isArray(body.requests)) throw invalid('requests: Input should be a valid list');
+  const list = body.requests as unknown[];
+  if (list.length === 0) throw invalid('requests: List should have at least 1 item after validation, not 0');
+  if (list.length > MAX_BATCH_REQUESTS) {
+    throw invalid(`requests: List should have at most ${MAX_BATCH_REQUESTS} items after validation, not ${list.length}`);
+  }
+  const seen = new Set<string>();
+  return list.map((r, i) => {
+    if (!isObject(r)) throw invalid(`requests.${i}: Input should be a valid dictionary`);
+    if (r.custom_id === undefined) throw invalid(`requests.${i}.custom_id: Field required`);
+    if (typeof r.custom_id !== 'string' || !CUSTOM_ID.test(r.custom_id)) {
+      throw invalid(`requests.${i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`);
+    }
+    if (seen.has(r.custom_id)) throw invalid(`requests.${i}.custom_id: duplicate custom_id '${r.custom_id}'; each must be unique within a batch`);
+    seen.add(r.custom_id);
+    if (r.params === undefined) throw invalid(`requests.${i}.params: Field required`);
+    if (!isObject(r.params)) throw invalid(`requests.${i}.params: Input should be a valid dictionary`);
+    return { customId: r.custom_id, params: r.params };
+  });
+}
 
 /** Check a Messages request the way the real API does; throws a 400 ApiFailure on the first problem. */
 function validateRequest(body: unknown, { countTokens }: { countTokens: boolean }): ValidRequest {
@@ -976,6 +1285,14 @@ function checkReply(reply: FakeReply): FakeReply {
   return reply;
 }
 
+function erroredResult(entry: RecordedRequest, error: { type: string; message: string }): MessageBatchErroredResult {
+  entry.outcome = 'error';
+  entry.batchResult = 'errored';
+  // The SDK types `error.type` as a closed union; a test may script any type the API might send.
+  const object = { type: error.type, message: error.message } as MessageBatchErroredResult['error']['error'];
+  return { type: 'errored', error: { type: 'error', error: object, request_id: null } };
+}
+
 function requestId(rec: RecordedRequest): string {
   return `req_fake_${String(rec.seq).padStart(6, '0')}`;
 }
@@ -1013,8 +1330,10 @@ function describeRequests(requests: readonly RecordedRequest[]): string {
     const usage = u
       ? ` in=${u.input_tokens} cw=${u.cache_creation_input_tokens} cr=${u.cache_read_input_tokens} out=${u.output_tokens}`
       : '';
-    const answer = `${r.outcome ?? 'pending'}${r.status ? ` ${r.status}` : ''}`;
-    return `  #${r.seq} ${r.path} model=${String(body.model)} ${r.stream ? 'stream' : 'sync'} messages=${messages} -> ${answer}${usage}`;
+    const answer = `${r.batchResult ?? r.outcome ?? 'pending'}${r.status ? ` ${r.status}` : ''}`;
+    if (r.path.startsWith(`${BATCHES_PATH}/`) || (r.path === BATCHES_PATH && !r.batch)) return `  #${r.seq} ${r.path} -> ${answer}`;
+    const batch = r.batch ? ` batch=${r.batchId}/${r.customId}` : '';
+    return `  #${r.seq} ${r.path}${batch} model=${String(body.model)} ${r.stream ? 'stream' : 'sync'} messages=${messages} -> ${answer}${usage}`;
   });
   return `Last ${last.length} of ${requests.length} requests:\n${lines.join('\n')}`;
 }
