@@ -237,6 +237,52 @@ export const MIGRATIONS: readonly string[] = [
     paused_at INTEGER NOT NULL
   );
   `,
+  `
+  -- Durable dispatch: the worker holding an item's lease, until when, and a fencing token that
+  -- grows with every claim (a stale worker's late write carries an old one and is refused).
+  ALTER TABLE items ADD COLUMN lease_owner TEXT;
+  ALTER TABLE items ADD COLUMN lease_expires_at INTEGER;
+  ALTER TABLE items ADD COLUMN lease_fence INTEGER NOT NULL DEFAULT 0;
+  -- Failed attempts of the current stage, and the earliest time the item may run again
+  -- (a retry's backoff, a budget's reset).
+  ALTER TABLE items ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN not_before INTEGER;
+  -- Sizing at queue time: the planning model's report (JSON) and the estimated cost range.
+  ALTER TABLE items ADD COLUMN size_report TEXT;
+  ALTER TABLE items ADD COLUMN estimate_low_usd REAL;
+  ALTER TABLE items ADD COLUMN estimate_high_usd REAL;
+
+  -- One running nightshift per data directory: the holder renews its heartbeat.
+  CREATE TABLE process_lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+  );
+
+  -- Message Batches: submitted requests whose results the pipeline waits for.
+  CREATE TABLE batches (
+    id TEXT PRIMARY KEY,
+    item_id INTEGER REFERENCES items (id),
+    stage TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'ended', 'failed')),
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  CREATE TABLE batch_requests (
+    batch_id TEXT NOT NULL REFERENCES batches (id),
+    custom_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    result TEXT,
+    PRIMARY KEY (batch_id, custom_id)
+  );
+
+  -- Process-wide switches that survive restarts (e.g. building paused by /pause).
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */
