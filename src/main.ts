@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GrammyError, type Api } from 'grammy';
@@ -43,6 +45,22 @@ export interface Nightshift {
 /** How far back /status looks for the median time to decide a card. @default 7 days */
 export const DECISION_STATS_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 
+/** A holder of the data directory whose heartbeat is older than this is taken over. @default 30000 */
+export const LOCK_STALE_MS = 30_000;
+/** How often the data-directory lock's heartbeat is renewed. @default 10000 */
+export const LOCK_HEARTBEAT_MS = 10_000;
+
+/** Another nightshift already runs on this data directory. */
+export class AlreadyRunning extends Error {
+  override readonly name = 'AlreadyRunning';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`another nightshift (pid ${pid}) is running on ${dataDir}; stop it first, or use another DATA_DIR`);
+  }
+}
+
 /** What tests inject into a real nightshift. */
 export interface StartOptions {
   /** The wall clock (ms epoch) for everything scheduled: deferrals, review sessions, timestamps. @default Date.now */
@@ -58,6 +76,22 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const redact = createRedactor(config.secrets);
   const now = options.now ?? Date.now;
   const store = openStore(join(config.dataDir, DATABASE_FILE), { now });
+  // One process per data directory: two would both build, merge and message.
+  const lockOwner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const locked = store.lock.acquire(lockOwner, process.pid, LOCK_STALE_MS, (holder) => isGoneHere(holder.owner, holder.pid));
+  if (!locked.acquired) {
+    store.close();
+    throw new AlreadyRunning(config.dataDir, locked.holder.pid);
+  }
+  const lockTimer = setInterval(() => {
+    try {
+      if (store.lock.heartbeat(lockOwner)) return;
+      log.fatal('another process took over the data directory; stopping');
+      void stop('lost the data-directory lock');
+    } catch (err) {
+      log.warn({ err }, 'could not renew the data-directory lock');
+    }
+  }, LOCK_HEARTBEAT_MS).unref();
   const pruned = store.inbox.prune();
   const pruneTimer = setInterval(() => {
     try {
@@ -200,6 +234,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       await drift.stop();
       await sender.stop();
       clearInterval(pruneTimer);
+      clearInterval(lockTimer);
+      store.lock.release(lockOwner);
       store.close();
       log.info('stopped');
     })());
@@ -236,6 +272,18 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   return { stop, done };
 }
 
+/** Whether a lock holder from this host is gone: its pid is ours (a restarted container) or no longer exists. */
+function isGoneHere(owner: string, pid: number): boolean {
+  if (!owner.startsWith(`${hostname()}:`)) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 function describeFatal(error: unknown): string {
   if (error instanceof GrammyError && error.error_code === 401) return 'Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized)';
   if (error instanceof GrammyError && error.error_code === 409) {
@@ -266,6 +314,10 @@ export async function main(): Promise<void> {
   try {
     app = await startNightshift(config, log);
   } catch (error) {
+    if (error instanceof AlreadyRunning) {
+      log.fatal({ pid: error.pid }, error.message);
+      process.exit(75); // EX_TEMPFAIL
+    }
     log.fatal({ err: error }, 'could not start');
     process.exit(1);
   }

@@ -11,6 +11,8 @@ import { createLedger } from './ledger.js';
 import { createLessons } from './lessons.js';
 import { migrate } from './migrations.js';
 import { createOutbox } from './outbox.js';
+import { createProcessLock } from './process-lock.js';
+import { createSettings } from './settings.js';
 
 /** How long a write waits for another connection's lock before failing. @default 5000 */
 export const BUSY_TIMEOUT_MS = 5000;
@@ -50,6 +52,8 @@ export function openStore(path: string, options: StoreOptions = {}) {
     cards: createCards(db, now),
     lessons: createLessons(db, now),
     checkpoints: createCheckpoints(db, now),
+    lock: createProcessLock(db, now),
+    settings: createSettings(db),
     /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn)();

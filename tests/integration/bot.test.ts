@@ -225,6 +225,15 @@ describe('nightshift bot, end to end over loopback', () => {
     expect(list.text).toContain('1 open');
   });
 
+  it('refuses to start a second process on the same data directory, and the first keeps working', async () => {
+    await startPolling();
+    const second = start();
+    expect(await second.exited).toBe(75);
+    expect(second.output()).toMatch(/another nightshift \(pid \d+\) is running on/);
+    fake.pushMessage(ALICE, 'still here');
+    await waitForMessage(ALICE.id, /Queued #1 for me\/app/);
+  });
+
   it('tells the user what is wrong with the configuration and exits non-zero', async () => {
     const proc = start({ TELEGRAM_ALLOWED_USERS: '', NIGHTSHIFT_REPOS: 'not a repo', GITHUB_TOKEN: '' });
     expect(await proc.exited).toBe(78);

@@ -1,73 +1,17 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ChangeSummary } from '../../src/domain/change-facts.js';
 import type { RepoName } from '../../src/domain/parse-request.js';
-import type { ChecksState, PullRequestState } from '../../src/github/create-github.js';
-import { collectCardFacts, reviewedHead, riskOf, type CardFacts, type CardFactsDeps } from '../../src/pipeline/card-facts.js';
-import type { ReviewSummary } from '../../src/pipeline/review-stage.js';
-import type { Finding, NewFinding } from '../../src/store/findings.js';
+import { collectCardFacts, reviewedHead, riskOf, type CardFactsDeps } from '../../src/pipeline/card-facts.js';
+import type { NewFinding } from '../../src/store/findings.js';
 import type { Item } from '../../src/store/items.js';
 import type { Store } from '../../src/store/open-store.js';
 import type { DiffStatEntry } from '../../src/workspace/create-workspace.js';
-import { makeItem, makeNewItem, makeStore } from '../helpers/factories.js';
+import { HEAD, makeChanges, makeChecks, makeFacts, makeFinding, makeNewItem, makePr, makeStore, makeSummary } from '../helpers/factories.js';
 
 const REPO: RepoName = { owner: 'me', name: 'app', fullName: 'me/app' };
 const BASE = '0'.repeat(40);
-const HEAD = 'a1b2c3d'.padEnd(40, '0');
 const FIXED = 'f1f1f1f'.padEnd(40, '2');
 const log = pino({ level: 'silent' });
-
-function makeSummary(overrides: Partial<ReviewSummary> = {}): ReviewSummary {
-  return { verdict: 'ready', judgment: null, rounds: 1, bySeverity: {}, byStatus: {}, guardFlags: 0, top: [], ...overrides };
-}
-
-function makeChanges(overrides: Partial<ChangeSummary> = {}): ChangeSummary {
-  return { files: 1, added: 3, removed: 1, binary: 0, sensitive: [], largest: [{ path: 'src/a.ts', added: 3, removed: 1 }], ...overrides };
-}
-
-function makeFinding(overrides: Partial<Finding> = {}): Finding {
-  return {
-    id: 1,
-    itemId: 12,
-    round: 1,
-    headSha: HEAD,
-    angle: 'correctness',
-    file: 'src/a.ts',
-    lineStart: 3,
-    lineEnd: 4,
-    severity: 'medium',
-    title: 'Off by one',
-    evidence: 'i <= n',
-    failure: 'reads past the end',
-    suggestedFix: 'i < n',
-    confidence: 0.8,
-    verdict: 'fix_now',
-    verdictReason: null,
-    mergedInto: null,
-    status: 'open',
-    fixedSha: null,
-    backlogItemId: null,
-    ...overrides,
-  };
-}
-
-function makeFacts(overrides: Partial<CardFacts> = {}): CardFacts {
-  return {
-    item: makeItem({ state: 'ready', prNumber: 7, headSha: HEAD }),
-    headSha: HEAD,
-    prHeadSha: HEAD,
-    summary: makeSummary(),
-    changes: makeChanges(),
-    checks: { state: 'passing', required: [], failing: [], pending: [], passing: ['ci'] },
-    fixed: [],
-    backlog: [],
-    open: [],
-    costs: [],
-    totalUsd: 0,
-    pipelineMs: 0,
-    ...overrides,
-  };
-}
 
 describe('riskOf', () => {
   it('calls a reviewed, passing, unremarkable change low-risk', () => {
@@ -152,21 +96,7 @@ describe('collectCardFacts', () => {
   let stat: DiffStatEntry[];
   let worktreeHead: string;
 
-  const pr = (overrides: Partial<PullRequestState> = {}): PullRequestState => ({
-    number: 7,
-    url: 'https://github.com/me/app/pull/7',
-    title: 'Add a flag',
-    state: 'open',
-    merged: false,
-    mergeCommitSha: null,
-    mergedBy: null,
-    headSha: HEAD,
-    headRef: 'nightshift/1-add-a-flag',
-    baseRef: 'develop',
-    mergeable: true,
-    ...overrides,
-  });
-  const checks: ChecksState = { state: 'passing', required: ['ci'], failing: [], pending: [], passing: ['ci'] };
+  const checks = makeChecks();
 
   beforeEach(() => {
     ({ store, clock } = makeStore());
@@ -180,7 +110,7 @@ describe('collectCardFacts', () => {
     github = {
       getPullRequest: async (repo, number) => {
         calls.push(`getPullRequest ${repo.fullName}#${number}`);
-        return pr();
+        return makePr({ baseRef: 'develop' });
       },
       checksFor: async (repo, sha, base) => {
         calls.push(`checksFor ${sha} ${base}`);
@@ -246,7 +176,7 @@ describe('collectCardFacts', () => {
   });
 
   it('shows what the PR head on GitHub is when it is not the reviewed one', async () => {
-    github = { ...github, getPullRequest: async () => pr({ headSha: FIXED }) };
+    github = { ...github, getPullRequest: async () => makePr({ baseRef: 'develop', headSha: FIXED }) };
     const facts = await collectCardFacts(deps(), readyItem());
     expect(facts).toMatchObject({ headSha: HEAD, prHeadSha: FIXED });
   });

@@ -7,10 +7,9 @@ import { createDecisions, MERGED_ON_GITHUB, REASON_WAIT_MS, STUCK_DECISION_MS, t
 import type { Card, CardButton, Decider } from '../../src/store/cards.js';
 import type { Item, NewItem } from '../../src/store/items.js';
 import type { Store } from '../../src/store/open-store.js';
-import { makeNewItem, makeStore } from '../helpers/factories.js';
+import { HEAD, makeChecks, makeNewItem, makePr, makeStore } from '../helpers/factories.js';
 
 const REPO: RepoName = { owner: 'me', name: 'app', fullName: 'me/app' };
-const HEAD = 'a1b2c3d'.padEnd(40, '0');
 const MOVED = 'f00ba47'.padEnd(40, '9');
 const MERGE_SHA = 'e4e4e4e'.padEnd(40, '1');
 const ALICE: Decider = { id: 111, name: '@alice' };
@@ -30,27 +29,6 @@ const CARD_ACTIONS = [
   { action: 'merge-anyway' },
 ];
 const REASON_ACTIONS = [{ action: 'reason', arg: 'too big' }, { action: 'reason-cancel' }];
-
-function makePr(overrides: Partial<PullRequestState> = {}): PullRequestState {
-  return {
-    number: 7,
-    url: 'https://github.com/me/app/pull/7',
-    title: 'Add a flag',
-    state: 'open',
-    merged: false,
-    mergeCommitSha: null,
-    mergedBy: null,
-    headSha: HEAD,
-    headRef: 'nightshift/1-add-a-flag',
-    baseRef: 'main',
-    mergeable: true,
-    ...overrides,
-  };
-}
-
-function makeChecks(overrides: Partial<ChecksState> = {}): ChecksState {
-  return { state: 'passing', required: ['ci'], failing: [], pending: [], passing: ['ci'], ...overrides };
-}
 
 /** An error as Octokit throws it: a status and a message. */
 function httpError(status: number, message: string): Error {

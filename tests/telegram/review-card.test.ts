@@ -1,11 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ChangeSummary, SensitiveFile } from '../../src/domain/change-facts.js';
-import type { ChecksState } from '../../src/github/create-github.js';
-import type { CardFacts } from '../../src/pipeline/card-facts.js';
+import type { SensitiveFile } from '../../src/domain/change-facts.js';
 import type { ApproveOutcome } from '../../src/pipeline/decisions.js';
-import type { ReviewSummary } from '../../src/pipeline/review-stage.js';
 import type { CardButton } from '../../src/store/cards.js';
-import type { Finding } from '../../src/store/findings.js';
 import type { Store } from '../../src/store/open-store.js';
 import { formatDuration, TELEGRAM_TEXT_LIMIT } from '../../src/telegram/format.js';
 import {
@@ -19,9 +15,8 @@ import {
   reviewCardKeyboard,
   reviewCardText,
 } from '../../src/telegram/review-card.js';
-import { makeItem, makeStore } from '../helpers/factories.js';
+import { HEAD, makeChanges, makeChecks, makeFacts, makeFinding, makeItem, makeStore, makeSummary } from '../helpers/factories.js';
 
-const HEAD = 'a1b2c3d'.padEnd(40, '0');
 const NASTY = 'Fix <script> & my_var_name';
 
 // Tags Telegram's HTML parse mode knows.
@@ -45,62 +40,6 @@ function assertTelegramHtml(text: string): void {
     } else stack.push(tag);
   }
   if (stack.length > 0) throw new Error(`unclosed ${stack.map((t) => `<${t}>`).join('')}`);
-}
-
-function makeSummary(overrides: Partial<ReviewSummary> = {}): ReviewSummary {
-  return { verdict: 'ready', judgment: null, rounds: 1, bySeverity: {}, byStatus: {}, guardFlags: 0, top: [], ...overrides };
-}
-
-function makeChanges(overrides: Partial<ChangeSummary> = {}): ChangeSummary {
-  return { files: 1, added: 3, removed: 1, binary: 0, sensitive: [], largest: [{ path: 'src/a.ts', added: 3, removed: 1 }], ...overrides };
-}
-
-function makeChecks(overrides: Partial<ChecksState> = {}): ChecksState {
-  return { state: 'passing', required: [], failing: [], pending: [], passing: ['ci'], ...overrides };
-}
-
-function makeFinding(overrides: Partial<Finding> = {}): Finding {
-  return {
-    id: 1,
-    itemId: 12,
-    round: 1,
-    headSha: HEAD,
-    angle: 'correctness',
-    file: 'src/a.ts',
-    lineStart: 3,
-    lineEnd: 4,
-    severity: 'medium',
-    title: 'Off by one',
-    evidence: 'i <= n',
-    failure: 'reads past the end',
-    suggestedFix: 'i < n',
-    confidence: 0.8,
-    verdict: 'fix_now',
-    verdictReason: null,
-    mergedInto: null,
-    status: 'open',
-    fixedSha: null,
-    backlogItemId: null,
-    ...overrides,
-  };
-}
-
-function makeFacts(overrides: Partial<CardFacts> = {}): CardFacts {
-  return {
-    item: makeItem({ state: 'ready', prNumber: 7, prUrl: 'https://github.com/me/app/pull/7', headSha: HEAD }),
-    headSha: HEAD,
-    prHeadSha: HEAD,
-    summary: makeSummary(),
-    changes: makeChanges(),
-    checks: makeChecks(),
-    fixed: [],
-    backlog: [],
-    open: [],
-    costs: [{ stage: 'build', usd: 0.42 }],
-    totalUsd: 0.42,
-    pipelineMs: 130 * 60_000,
-    ...overrides,
-  };
 }
 
 describe('assertTelegramHtml (the checker these tests rely on)', () => {
