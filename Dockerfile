@@ -16,7 +16,7 @@ RUN npm run build && npm prune --omit=dev
 FROM node:24-bookworm-slim
 # git clones and pushes the target repos; bubblewrap confines the agents' commands.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates bubblewrap tini \
+ && apt-get install -y --no-install-recommends git ca-certificates bubblewrap tini fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /data && chown node:node /data
 ENV NODE_ENV=production \

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import type { RepoName } from './domain/parse-request.js';
+import { DEFAULT_PEAK_HOURS, parsePeakHours, type PeakWindow } from './domain/peak-hours.js';
 import { priceFor, type ModelPrice } from './domain/pricing.js';
 import { parseReviewHours, type ReviewSlot } from './domain/review-hours.js';
 
@@ -41,6 +42,30 @@ export interface Config {
   readonly build: AgentLimitsConfig;
   /** Dollar cap for all stages of one item together. */
   readonly itemBudgetUsd: number;
+  /** When and how much work runs. */
+  readonly schedule: {
+    /** Peak windows in `timezone` (`NIGHTSHIFT_PEAK_HOURS`); runs start outside them. @default 14:00-22:00 every day */
+    readonly peakHours: readonly PeakWindow[];
+    /** Runs at once. @default 1 */
+    readonly maxParallel: number;
+    /** Failed stage attempts before an item is `failed`. @default 3 */
+    readonly maxAttempts: number;
+    /** Start queued items automatically off-peak; false: only /run starts them. @default true */
+    readonly autoRun: boolean;
+  };
+  /** Dollar caps of the whole process, per local day and month in `timezone`. */
+  readonly budgets: {
+    /** @default 20 */
+    readonly dailyUsd: number;
+    /** At least `dailyUsd`. @default 200 */
+    readonly monthlyUsd: number;
+    /** Items estimated above this wait for an OK tap. @default 5 */
+    readonly confirmAboveUsd: number;
+  };
+  /** `batch`: review and triage calls go through the Message Batches API (half price, slower). @default standard */
+  readonly economy: 'standard' | 'batch';
+  /** The human's hourly rate, to price decision time in cost reports; unset: not priced. */
+  readonly hourlyRateUsd?: number;
   /** How agent commands run. */
   readonly sandbox: {
     readonly mode: 'auto' | 'always' | 'never';
@@ -131,6 +156,8 @@ const positiveInt = (what: string) =>
   z.string().regex(/^[1-9][0-9]*$/, { error: `must be a positive whole number (${what})` }).transform(Number);
 const positiveNumber = (what: string) =>
   z.string().regex(/^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$/, { error: `must be a positive number (${what})` }).transform(Number).refine((n) => n > 0, { error: `must be more than 0 (${what})` });
+const nonNegativeNumber = (what: string) =>
+  z.string().regex(/^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$/, { error: `must be a number, 0 or more (${what})` }).transform(Number);
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
 const modelId = z.string().regex(/^[a-z0-9][a-z0-9.:@_-]*$/i, { error: 'does not look like a model id (e.g. claude-sonnet-4-6)' });
 const pricesJson = z.string().transform((value, ctx) => {
@@ -204,6 +231,20 @@ const schema = z.object({
     .string()
     .refine(isTimeZone, { error: 'not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)' })
     .optional(),
+  NIGHTSHIFT_PEAK_HOURS: z
+    .string()
+    .default(DEFAULT_PEAK_HOURS)
+    .transform((value, ctx) => {
+      try {
+        return parsePeakHours(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `${error instanceof Error ? error.message : String(error)}; expected e.g. 14:00-22:00, "mon-fri 09:00-18:00" or none` });
+        return z.NEVER;
+      }
+    }),
+  NIGHTSHIFT_AUTO_RUN: bool.default(true),
+  NIGHTSHIFT_MAX_PARALLEL: positiveInt('runs at once').refine((n) => n <= 32, { error: 'must be at most 32' }).default(1),
+  NIGHTSHIFT_MAX_ATTEMPTS: positiveInt('failed stage attempts before an item fails').refine((n) => n <= 20, { error: 'must be at most 20' }).default(3),
   NIGHTSHIFT_MODEL_BUILD: modelId.default('claude-sonnet-4-6'),
   NIGHTSHIFT_MODEL_REVIEW: modelId.default('claude-opus-4-6'),
   NIGHTSHIFT_REVIEW_ROUNDS: positiveInt('review rounds per item').refine((n) => n <= 5, { error: 'must be at most 5' }).default(2),
@@ -221,6 +262,11 @@ const schema = z.object({
   NIGHTSHIFT_BUILD_MAX_MINUTES: positiveNumber('minutes per build run').default(60),
   NIGHTSHIFT_BUDGET_BUILD_USD: positiveNumber('dollars per build run').default(5),
   NIGHTSHIFT_BUDGET_ITEM_USD: positiveNumber('dollars per item, all stages').default(15),
+  NIGHTSHIFT_BUDGET_DAILY_USD: positiveNumber('dollars per local day, all items').default(20),
+  NIGHTSHIFT_BUDGET_MONTHLY_USD: positiveNumber('dollars per local month, all items').default(200),
+  NIGHTSHIFT_CONFIRM_ABOVE_USD: nonNegativeNumber('items estimated above this many dollars wait for an OK').default(5),
+  NIGHTSHIFT_ECONOMY: z.enum(['standard', 'batch'], { error: 'must be standard or batch' }).default('standard'),
+  NIGHTSHIFT_HOURLY_RATE: positiveNumber('your hourly rate in dollars, for cost reports').optional(),
   NIGHTSHIFT_SANDBOX: z.enum(['auto', 'always', 'never'], { error: 'must be auto, always or never' }).default('auto'),
   NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS: positiveInt('seconds per agent command').default(600),
   NIGHTSHIFT_AGENT_NETWORK: bool.default(false),
@@ -270,11 +316,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const v = parsed.data;
   const [defaultRepo] = v.NIGHTSHIFT_REPOS;
   if (!defaultRepo) throw new ConfigError([{ variable: 'NIGHTSHIFT_REPOS', problem: 'empty' }]);
+  const conflicts: ConfigProblem[] = [];
   if (v.NIGHTSHIFT_BUDGET_ITEM_USD < v.NIGHTSHIFT_BUDGET_BUILD_USD) {
-    throw new ConfigError([
-      { variable: 'NIGHTSHIFT_BUDGET_ITEM_USD', problem: `is less than NIGHTSHIFT_BUDGET_BUILD_USD (${v.NIGHTSHIFT_BUDGET_BUILD_USD}); an item's budget covers all its stages` },
-    ]);
+    conflicts.push({ variable: 'NIGHTSHIFT_BUDGET_ITEM_USD', problem: `is less than NIGHTSHIFT_BUDGET_BUILD_USD (${v.NIGHTSHIFT_BUDGET_BUILD_USD}); an item's budget covers all its stages` });
   }
+  if (v.NIGHTSHIFT_BUDGET_MONTHLY_USD < v.NIGHTSHIFT_BUDGET_DAILY_USD) {
+    conflicts.push({ variable: 'NIGHTSHIFT_BUDGET_MONTHLY_USD', problem: `is less than NIGHTSHIFT_BUDGET_DAILY_USD (${v.NIGHTSHIFT_BUDGET_DAILY_USD}); a month's budget covers its days` });
+  }
+  if (conflicts.length > 0) throw new ConfigError(conflicts);
   const prices = v.NIGHTSHIFT_PRICES ?? {};
   const unpriced = (['NIGHTSHIFT_MODEL_BUILD', 'NIGHTSHIFT_MODEL_REVIEW'] as const).filter((name) => !priceFor(v[name], prices));
   if (unpriced.length > 0) {
@@ -306,6 +355,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       budgetUsd: v.NIGHTSHIFT_BUDGET_BUILD_USD,
     },
     itemBudgetUsd: v.NIGHTSHIFT_BUDGET_ITEM_USD,
+    schedule: { peakHours: v.NIGHTSHIFT_PEAK_HOURS, maxParallel: v.NIGHTSHIFT_MAX_PARALLEL, maxAttempts: v.NIGHTSHIFT_MAX_ATTEMPTS, autoRun: v.NIGHTSHIFT_AUTO_RUN },
+    budgets: { dailyUsd: v.NIGHTSHIFT_BUDGET_DAILY_USD, monthlyUsd: v.NIGHTSHIFT_BUDGET_MONTHLY_USD, confirmAboveUsd: v.NIGHTSHIFT_CONFIRM_ABOVE_USD },
+    economy: v.NIGHTSHIFT_ECONOMY,
+    ...(v.NIGHTSHIFT_HOURLY_RATE === undefined ? {} : { hourlyRateUsd: v.NIGHTSHIFT_HOURLY_RATE }),
     sandbox: {
       mode: v.NIGHTSHIFT_SANDBOX,
       commandTimeoutMs: v.NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS * 1000,

@@ -10,6 +10,7 @@ import { createRedactor } from './domain/redact.js';
 import { createLogger, type Logger } from './log/create-logger.js';
 import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
+import { createPeriodBudget } from './llm/metered-call.js';
 import { createBacklog } from './pipeline/backlog.js';
 import { collectCardFacts } from './pipeline/card-facts.js';
 import { createDecisions } from './pipeline/decisions.js';
@@ -18,6 +19,7 @@ import { createDriftSchedule } from './pipeline/drift-schedule.js';
 import { runBuildStage, type BuildStageDeps, type StageDeps } from './pipeline/build-stage.js';
 import { runReviewStage, type ReviewStageDeps } from './pipeline/review-stage.js';
 import { createRunner } from './pipeline/runner.js';
+import { createDispatcher, type Dispatcher } from './scheduler/create-dispatcher.js';
 import { createTicker } from './scheduler/create-ticker.js';
 import { openStore } from './store/open-store.js';
 import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
@@ -119,11 +121,13 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const workspace = createWorkspace({ dataDir: config.dataDir, serverUrl: config.github.serverUrl, token: config.github.token, log: log.child({ component: 'workspace' }) });
   const github = createGitHub({ token: config.github.token, baseUrl: config.github.apiUrl, log: log.child({ component: 'github' }), redact });
   const model = createAnthropicClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
+  // One per process: its in-flight reservation is shared by every run, so parallel runs cannot cross a cap together.
+  const period = createPeriodBudget(config.budgets, config.timezone, now);
   const stageDeps: StageDeps = {
     store,
     workspace,
     github,
-    agent: { model, store, prices: config.prices, redact },
+    agent: { model, store, prices: config.prices, redact, period },
     createTools: (cwd) => createBuildTools({ cwd, sandbox: config.sandbox, secrets: config.secrets, log: log.child({ component: 'tools' }) }),
     repos: config.repos,
     itemBudgetUsd: config.itemBudgetUsd,
@@ -137,13 +141,30 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     review: config.review,
     fixLimits: config.build,
   };
+  let dispatcher: Dispatcher | undefined;
   const runner = createRunner({
     store,
+    workerId: lockOwner,
+    maxParallel: config.schedule.maxParallel,
+    now,
+    paused: () => store.settings.paused(),
+    onIdleSlot: () => dispatcher?.tick(),
     build: (item, signal) => runBuildStage(buildDeps, item, signal),
     review: (item, signal) => runReviewStage(reviewDeps, item, signal),
     notifier,
     cleanup: (itemId) => workspace.remove(itemId).catch((err: unknown) => log.warn({ err, itemId }, 'could not remove the worktree')),
     log: log.child({ component: 'runner' }),
+  });
+  dispatcher = createDispatcher({
+    store,
+    runner,
+    peakHours: config.schedule.peakHours,
+    timeZone: config.timezone,
+    maxParallel: config.schedule.maxParallel,
+    budgets: config.budgets,
+    autoRun: config.schedule.autoRun,
+    now,
+    log: log.child({ component: 'dispatcher' }),
   });
   const cardLog = log.child({ component: 'cards' });
   const drift = createDriftSchedule({
@@ -206,6 +227,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     log,
     respond,
     redact,
+    control: { store, dispatcher, timeZone: config.timezone, now },
+    costs: { store, prices: config.prices, timeZone: config.timezone, hourlyRateUsd: config.hourlyRateUsd, now },
     review: {
       store,
       decisions,
@@ -229,6 +252,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       if (bot.isRunning()) await bot.stop().catch((err: unknown) => log.warn({ err }, 'could not confirm the update offset'));
       await polling.catch(() => undefined);
       // The run in hand is aborted at its next safe point and resumes on the next start.
+      await dispatcher?.stop();
       await runner.stop();
       await ticker.stop();
       await drift.stop();
@@ -248,7 +272,9 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     .reconcile()
     .catch((err: unknown) => cardLog.error({ err }, 'could not settle interrupted decisions'))
     .finally(() => {
-      if (!stopping) ticker.start();
+      if (stopping) return;
+      ticker.start();
+      dispatcher?.start();
     });
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
   // fatal) but rejects on 401, which `done` turns into a clear fatal message.

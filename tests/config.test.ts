@@ -105,6 +105,64 @@ describe('loadConfig', () => {
     expect(error?.message).not.toContain(badToken);
   });
 
+  it('fills the schedule, budgets and economy with their defaults', () => {
+    const config = loadConfig(validEnv());
+    expect(config.schedule.maxParallel).toBe(1);
+    expect(config.schedule.maxAttempts).toBe(3);
+    expect(config.schedule.peakHours).toEqual([{ days: new Set([0, 1, 2, 3, 4, 5, 6]), start: { hour: 14, minute: 0 }, end: { hour: 22, minute: 0 } }]);
+    expect(config.budgets).toEqual({ dailyUsd: 20, monthlyUsd: 200, confirmAboveUsd: 5 });
+    expect(config.economy).toBe('standard');
+    expect(config.hourlyRateUsd).toBeUndefined();
+    expect(config.itemBudgetUsd).toBe(15);
+  });
+
+  it('reads the schedule, budgets and economy', () => {
+    const config = loadConfig(
+      validEnv({
+        NIGHTSHIFT_PEAK_HOURS: 'mon-fri 09:00-18:00',
+        NIGHTSHIFT_MAX_PARALLEL: '2',
+        NIGHTSHIFT_MAX_ATTEMPTS: '5',
+        NIGHTSHIFT_BUDGET_DAILY_USD: '7.5',
+        NIGHTSHIFT_BUDGET_MONTHLY_USD: '7.5',
+        NIGHTSHIFT_CONFIRM_ABOVE_USD: '0',
+        NIGHTSHIFT_ECONOMY: 'batch',
+        NIGHTSHIFT_HOURLY_RATE: '80',
+      }),
+    );
+    expect(config.schedule).toEqual({ peakHours: [{ days: new Set([1, 2, 3, 4, 5]), start: { hour: 9, minute: 0 }, end: { hour: 18, minute: 0 } }], maxParallel: 2, maxAttempts: 5, autoRun: true });
+    expect(config.budgets).toEqual({ dailyUsd: 7.5, monthlyUsd: 7.5, confirmAboveUsd: 0 });
+    expect(config.economy).toBe('batch');
+    expect(config.hourlyRateUsd).toBe(80);
+    expect(loadConfig(validEnv({ NIGHTSHIFT_PEAK_HOURS: 'none' })).schedule.peakHours).toEqual([]);
+  });
+
+  it.each([
+    ['NIGHTSHIFT_PEAK_HOURS', '14:00-25:00', /"25:00" is not a time of day/],
+    ['NIGHTSHIFT_PEAK_HOURS', '00:00-24:00', /peak all week/],
+    ['NIGHTSHIFT_PEAK_HOURS', 'weekdays 9-5', /not a day|not a time/],
+    ['NIGHTSHIFT_MAX_PARALLEL', '0', /positive whole number/],
+    ['NIGHTSHIFT_MAX_PARALLEL', '1.5', /positive whole number/],
+    ['NIGHTSHIFT_MAX_PARALLEL', '33', /at most 32/],
+    ['NIGHTSHIFT_MAX_ATTEMPTS', 'three', /positive whole number/],
+    ['NIGHTSHIFT_MAX_ATTEMPTS', '21', /at most 20/],
+    ['NIGHTSHIFT_BUDGET_DAILY_USD', '0', /more than 0/],
+    ['NIGHTSHIFT_BUDGET_DAILY_USD', '$20', /positive number/],
+    ['NIGHTSHIFT_BUDGET_MONTHLY_USD', '-1', /positive number/],
+    ['NIGHTSHIFT_BUDGET_MONTHLY_USD', '19', /less than NIGHTSHIFT_BUDGET_DAILY_USD \(20\)/],
+    ['NIGHTSHIFT_CONFIRM_ABOVE_USD', '-5', /0 or more/],
+    ['NIGHTSHIFT_CONFIRM_ABOVE_USD', 'five', /0 or more/],
+    ['NIGHTSHIFT_ECONOMY', 'cheap', /standard or batch/],
+    ['NIGHTSHIFT_HOURLY_RATE', '0', /more than 0/],
+    ['NIGHTSHIFT_HOURLY_RATE', '80/h', /positive number/],
+  ])('refuses %s=%s, naming the variable', (variable, value, problem) => {
+    expect(problemsOf(validEnv({ [variable]: value }))).toEqual([{ variable, problem: expect.stringMatching(problem) }]);
+  });
+
+  it('reports a monthly budget below the daily one together with the other budget conflicts', () => {
+    const problems = problemsOf(validEnv({ NIGHTSHIFT_BUDGET_ITEM_USD: '2', NIGHTSHIFT_BUDGET_BUILD_USD: '5', NIGHTSHIFT_BUDGET_DAILY_USD: '500' }));
+    expect(problems.map((p) => p.variable)).toEqual(['NIGHTSHIFT_BUDGET_ITEM_USD', 'NIGHTSHIFT_BUDGET_MONTHLY_USD']);
+  });
+
   it('lists every variable it reads', () => {
     expect(CONFIG_VARIABLES).toContain('NIGHTSHIFT_TIMEZONE');
     expect(CONFIG_VARIABLES).toContain('GITHUB_SERVER_URL');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { costUsd, priceFor, type ModelPrice } from '../domain/pricing.js';
-import { checkBudget, recordPartialCall } from '../llm/metered-call.js';
+import { admitCall, isPeriodStop, recordPartialCall, type CallBudget, type PeriodBudget } from '../llm/metered-call.js';
 import { PartialCallError, type ContentBlock, type ContentBlockParam, type MessageParam, type ModelClient, type ModelResponse, type ToolParam } from '../llm/model-client.js';
 import { classifyModelError } from '../llm/classify-model-error.js';
 import type { AgentMessage } from '../store/agent-runs.js';
@@ -20,13 +20,14 @@ export interface AgentLimits {
 }
 
 /** Which limit stopped a run. */
-export type LimitName = 'turns' | 'wall-clock' | 'stage-budget' | 'item-budget' | 'stuck' | 'output-limit';
+export type LimitName = 'turns' | 'wall-clock' | 'stage-budget' | 'item-budget' | 'daily-budget' | 'monthly-budget' | 'stuck' | 'output-limit';
 
 /** How a run ended. */
 export type AgentOutcome =
   | { readonly kind: 'done'; readonly finalText: string; readonly turns: number }
   | { readonly kind: 'limit'; readonly limit: LimitName; readonly message: string; readonly turns: number }
-  | { readonly kind: 'retry-later'; readonly message: string }
+  /** Worth going on later; `notBefore` (epoch ms) when a daily or monthly cap stopped it until its reset. */
+  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number }
   | { readonly kind: 'failed'; readonly message: string }
   | { readonly kind: 'aborted' };
 
@@ -59,6 +60,8 @@ export interface AgentDeps {
   readonly log: Logger;
   /** Monotonic milliseconds, for durations. @default performance.now */
   readonly clock?: () => number;
+  /** The process's daily and monthly caps; without it only the stage and item caps apply. */
+  readonly period?: PeriodBudget | undefined;
 }
 
 /**
@@ -88,6 +91,7 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     messages.push(first);
   }
   let turns = run.turns;
+  const budget: CallBudget = { itemId: task.itemId, stage: task.stage, stageBudgetUsd: task.limits.stageBudgetUsd, itemBudgetUsd: task.limits.itemBudgetUsd };
   let elapsedBefore = run.elapsedMs;
   let segmentStart = clock();
   const elapsed = () => elapsedBefore + (clock() - segmentStart);
@@ -135,8 +139,17 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
       return stop('wall-clock', `ran for ${Math.round(elapsed() / 60_000)} of ${Math.round(task.limits.maxWallClockMs / 60_000)} minutes allowed`);
     }
     const request = buildRequest(task, messages);
-    const budgetStop = checkBudget(store, { itemId: task.itemId, stage: task.stage, stageBudgetUsd: task.limits.stageBudgetUsd, itemBudgetUsd: task.limits.itemBudgetUsd }, request, price);
-    if (budgetStop) return stop(budgetStop.limit, budgetStop.message);
+    const admission = admitCall(store, budget, request, price, { period: deps.period });
+    if (admission.kind === 'stop') {
+      const budgetStop = admission.stop;
+      // A daily or monthly cap: the run stays open (not finished) and resumes from this turn
+      // after the reset; nothing of this turn was sent or paid.
+      if (isPeriodStop(budgetStop) && budgetStop.resumable) {
+        log.info({ limit: budgetStop.limit, resetsAt: budgetStop.resetsAt, turns }, `agent run paused: ${budgetStop.message}`);
+        return { kind: 'retry-later', message: budgetStop.message, notBefore: budgetStop.resetsAt };
+      }
+      return stop(budgetStop.limit, budgetStop.message);
+    }
 
     // The wall clock also bounds a call in flight.
     const deadline = deadlineSignal(task.signal, task.limits.maxWallClockMs - elapsed());
@@ -147,7 +160,7 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
     } catch (error) {
       // A call that broke off midway was still billed for what it streamed: record that.
       if (error instanceof PartialCallError) {
-        recordPartialCall(store, { itemId: task.itemId, stage: task.stage, stageBudgetUsd: task.limits.stageBudgetUsd, itemBudgetUsd: task.limits.itemBudgetUsd }, error, price);
+        recordPartialCall(store, budget, error, price);
         store.agentRuns.addElapsed(run.id, clock() - callStart);
       }
       if (task.signal?.aborted) return { kind: 'aborted' };
@@ -158,6 +171,7 @@ export async function runAgent(deps: AgentDeps, task: AgentTask): Promise<AgentO
       return classified;
     } finally {
       deadline.clear();
+      admission.release();
     }
 
     // The paid turn, its cost, the reply and what the reply means (a note after a cut reply,

@@ -15,7 +15,8 @@ import type { ItemNotifier } from './item-events.js';
 /** How a stage ended, as the runner needs to know it. */
 export type StageOutcome =
   | { readonly kind: 'done' }
-  | { readonly kind: 'retry-later'; readonly reason: string }
+  /** `notBefore` (epoch ms): do not retry before then (a daily or monthly budget's reset). */
+  | { readonly kind: 'retry-later'; readonly reason: string; readonly notBefore?: number }
   | { readonly kind: 'failed'; readonly reason: string };
 
 /** Files read from the default branch as the repo's own guidelines, in this order. */

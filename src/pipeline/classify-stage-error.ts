@@ -50,6 +50,8 @@ const LIMIT_LABELS: Record<LimitName, string> = {
   'wall-clock': 'wall-clock',
   'stage-budget': 'stage budget',
   'item-budget': 'item budget',
+  'daily-budget': 'daily budget',
+  'monthly-budget': 'monthly budget',
   stuck: 'stuck-loop',
   'output-limit': 'output-length',
 };
@@ -66,7 +68,8 @@ export function unfinishedAgentOutcome(outcome: AgentOutcome, what?: string): St
     case 'aborted':
       return { kind: 'retry-later', reason: 'stopped by request' };
     case 'retry-later':
-      return { kind: 'retry-later', reason: outcome.message };
+      // A daily or monthly cap: the item waits for the reset, not for the usual backoff.
+      return outcome.notBefore === undefined ? { kind: 'retry-later', reason: outcome.message } : { kind: 'retry-later', reason: outcome.message, notBefore: outcome.notBefore };
     case 'failed':
       return { kind: 'failed', reason: what ? `${what} failed: ${outcome.message}` : outcome.message };
     case 'limit':

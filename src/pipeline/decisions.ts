@@ -32,6 +32,7 @@ export const BUTTON_ACTIONS = [
   'pause',
   'resume-repo',
   'delete-lesson',
+  'run-confirm',
 ] as const;
 
 /** The outcome of an approve whose merge GitHub reported without our call (by hand, or before a crash). */
@@ -155,7 +156,8 @@ export function createDecisions(deps: DecisionsDeps) {
     const ok = { kind: 'ok', action, button, card, item } as const;
 
     // One-shot follow-ups: valid until used, whatever happened to the card since.
-    if (action === 'requeue' || action === 'drop' || action === 'queue-item' || action === 'resume-repo' || action === 'delete-lesson') {
+    if (action === 'requeue' || action === 'drop' || action === 'queue-item' || action === 'resume-repo' || action === 'delete-lesson' || action === 'run-confirm') {
+      if (action === 'run-confirm') return store.cards.useButton(button.token) ? ok : { kind: 'taken', why: 'Already done.' };
       if (button.usedAt !== null) return { kind: 'taken', why: 'Already done.' };
       return ok;
     }

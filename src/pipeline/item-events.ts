@@ -7,6 +7,7 @@ export type ItemEvent =
   | { readonly kind: 'pr-opened'; readonly prUrl: string; readonly prNumber: number; readonly summary: string; readonly itemUsd: number; readonly adopted: boolean }
   | { readonly kind: 'ready'; readonly itemUsd: number }
   | { readonly kind: 'retry-later'; readonly reason: string; readonly retryInMs: number }
+  | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
 
 /** The pipeline's port for telling the user what happens to their items. */

@@ -12,15 +12,25 @@ export const RETRY_LATER_MAX_MS = 30 * 60_000;
 /** The answer to /run. */
 export type StartResult =
   | { readonly kind: 'started'; readonly item: Item }
+  | { readonly kind: 'paused' }
   | { readonly kind: 'busy'; readonly item: Item }
   | { readonly kind: 'empty' };
 
-/** Runs items through their stages, one at a time. */
+/** How long a lease on an item lasts without a heartbeat. @default 60000 */
+export const LEASE_MS = 60_000;
+
+/** Runs items through their stages, up to `maxParallel` at once and one per repo. */
 export interface Runner {
-  /** Claims the oldest queued item and starts it (synchronously claims; the work runs after). */
+  /** Claims the oldest queued item whose repo is free and starts it (the claim is synchronous; the work runs after). */
   startNext(): StartResult;
+  /** How many items are running now. */
+  runningCount(): number;
+  /** Aborts every run in hand (/stop): the items keep their state and resume later. Returns their ids. */
+  abortRuns(): number[];
   /** Starts items a crash left in a working state, from their last checkpoint. */
   resumeInterrupted(): void;
+  /** Starts items left in a working state while paused (after /resume). */
+  resumeWaiting(): void;
   /** Runs the review of an item sent back to `reviewing` (its PR head moved): now, or after the run in hand. */
   resume(itemId: number): void;
   /** The item ended outside the runner (/cancel): abort its run if it is the one in hand, and clean up its workspace. */
@@ -38,38 +48,70 @@ export interface Runner {
  */
 export function createRunner(deps: {
   store: Store;
+  /** This process's worker id, written on every lease. */
+  workerId?: string;
+  /** Items running at once. @default 1 */
+  maxParallel?: number;
+  now?: () => number;
   build: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
   /** Review → triage → fix; runs on items in `reviewing` or `fixing`. */
   review: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
   notifier: ItemNotifier;
   /** Removes what an ended item left behind (its worktree). Must not throw. */
   cleanup: (itemId: number) => Promise<void>;
+  /** Called when a run ends and a slot is free (the dispatcher may start the next item). */
+  onIdleSlot?: () => void;
+  /** Whether building is paused (/pause, /stop): nothing new starts, and stopped runs wait. @default never */
+  paused?: () => boolean;
   log: Logger;
 }): Runner {
   const { store, notifier, log } = deps;
-  let current: { item: Item; done: Promise<void>; abort: AbortController } | undefined;
+  const clock = deps.now ?? Date.now;
+  const workerId = deps.workerId ?? `worker-${process.pid}`;
+  const maxParallel = deps.maxParallel ?? 1;
+  const running = new Map<number, { item: Item; fence: number; done: Promise<void>; abort: AbortController }>();
   const abort = new AbortController();
   const retryTimers = new Set<NodeJS.Timeout>();
   const retryCounts = new Map<number, number>();
-  // Interrupted reviews waiting for the one run slot.
+  // Interrupted reviews waiting for a run slot.
   const pendingResumes: number[] = [];
+  // The heartbeat: leases of running items are renewed well before they expire.
+  const heartbeat = setInterval(() => {
+    try {
+      if (running.size > 0) store.items.renewLeases(workerId, [...running.keys()], clock() + LEASE_MS);
+    } catch (err) {
+      log.warn({ err }, 'could not renew item leases');
+    }
+  }, LEASE_MS / 3);
+  heartbeat.unref();
+
+  const busyRepos = () => [...running.values()].map((r) => r.item.repo);
+  const hasRoom = (repo?: string) => running.size < maxParallel && (repo === undefined || !busyRepos().includes(repo));
 
   function start(item: Item): void {
     const itemAbort = new AbortController();
     const signal = AbortSignal.any([abort.signal, itemAbort.signal]);
-    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item, signal));
-    current = { item, done, abort: itemAbort };
+    // A new lease (and fencing token) for every run: a worker that held it before is now stale.
+    const fence = store.items.lease(item.id, workerId, clock() + LEASE_MS);
+    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item, signal, fence));
+    running.set(item.id, { item, fence, done, abort: itemAbort });
     void done.finally(() => {
-      if (current?.item.id === item.id) current = undefined;
-      // The next interrupted review still waiting (items cancelled meanwhile are skipped).
-      while (!abort.signal.aborted && !current && pendingResumes.length > 0) {
-        const resumed = store.items.get(pendingResumes.shift()!);
-        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
+      if (running.get(item.id)?.fence === fence) running.delete(item.id);
+      try {
+        store.items.releaseLease(item.id, fence);
+      } catch (err) {
+        log.warn({ err, itemId: item.id }, 'could not release the lease');
       }
+      // The next interrupted review still waiting (items cancelled meanwhile are skipped).
+      while (!abort.signal.aborted && pendingResumes.length > 0 && running.size < maxParallel) {
+        const resumed = store.items.get(pendingResumes.shift()!);
+        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing') && hasRoom(resumed.repo)) start(resumed);
+      }
+      deps.onIdleSlot?.();
     });
   }
 
-  async function run(item: Item, signal: AbortSignal): Promise<void> {
+  async function run(item: Item, signal: AbortSignal, fence: number): Promise<void> {
     const ilog = log.child({ itemId: item.id });
     // building → (PR) → reviewing ⇄ fixing → ready, one stage after the other in one run.
     for (let state = item.state; ; state = store.items.get(item.id)?.state ?? 'cancelled') {
@@ -86,7 +128,7 @@ export function createRunner(deps: {
       // Shutting down: the item keeps its state and resumes from its checkpoint on the next start.
       if (abort.signal.aborted) return;
       try {
-        if (!settle(item, stage, state, outcome, ilog)) return;
+        if (!settle(item, fence, stage, state, outcome, ilog)) return;
       } catch (error) {
         ilog.error({ err: error }, 'could not record the outcome of the stage; the item resumes on the next start');
         return;
@@ -95,7 +137,9 @@ export function createRunner(deps: {
   }
 
   /** Applies a stage's outcome; true when the item should go on to its next stage now. */
-  function settle(item: Item, stage: 'build' | 'review', from: Item['state'], outcome: StageOutcome, ilog: Logger): boolean {
+  function settle(item: Item, fence: number, stage: 'build' | 'review', from: Item['state'], outcome: StageOutcome, ilog: Logger): boolean {
+    const nowMs = clock();
+    const move = (to: Item['state'], reason: string) => store.items.transitionFenced(item.id, fence, to, reason);
     const now = store.items.get(item.id)?.state;
     if (now !== from && !(stage === 'review' && (now === 'reviewing' || now === 'fixing'))) {
       // Cancelled (or otherwise moved) while it ran: its new state stands.
@@ -107,34 +151,48 @@ export function createRunner(deps: {
       case 'done': {
         retryCounts.delete(item.id);
         if (stage === 'build') {
-          store.items.transition(item.id, 'reviewing', 'pull request opened');
+          move('reviewing', 'pull request opened');
           ilog.info('item built; reviewing');
           return true;
         }
-        if (now === 'fixing') store.items.transition(item.id, 'reviewing', 'fix reviewed');
-        store.items.transition(item.id, 'ready', 'reviewed, triaged and fixed');
+        if (now === 'fixing') move('reviewing', 'fix reviewed');
+        move('ready', 'reviewed, triaged and fixed');
         ilog.info('item reviewed; ready for the human');
         notifier.notify(store.items.get(item.id)!, { kind: 'ready', itemUsd: store.ledger.itemUsd(item.id) });
         return false;
       }
       case 'retry-later': {
         // A build goes back to the queue; a review keeps its state and is resumed in place.
-        if (now === 'building') store.items.transition(item.id, 'queued', outcome.reason);
-        const count = (retryCounts.get(item.id) ?? 0) + 1;
-        retryCounts.set(item.id, count);
-        const delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
+        if (now === 'building') move('queued', outcome.reason);
+        if (paused()) {
+          // Stopped (/stop): it waits for /resume, which picks it up from its checkpoint.
+          ilog.info('run stopped; waiting for /resume');
+          notifier.notify(store.items.get(item.id)!, { kind: 'stopped' });
+          return false;
+        }
+        // A budget stop waits for the cap's reset (persisted, so a restart waits too); anything
+        // else backs off, doubling each time.
+        let delay: number;
+        if (outcome.notBefore !== undefined) {
+          store.items.setNotBefore(item.id, outcome.notBefore);
+          delay = Math.max(1000, outcome.notBefore - nowMs);
+        } else {
+          const count = (retryCounts.get(item.id) ?? 0) + 1;
+          retryCounts.set(item.id, count);
+          delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
+        }
         ilog.warn({ reason: outcome.reason, retryInMs: delay }, 'will retry the item later');
         notifier.notify(store.items.get(item.id)!, { kind: 'retry-later', reason: outcome.reason, retryInMs: delay });
         const fire = (): void => {
           retryTimers.delete(timer);
-          // Busy with another item: try again once that one has had its turn.
-          if (current) {
+          const again = store.items.get(item.id);
+          // No room (or its repo is busy): try again once another item has had its turn.
+          if (!hasRoom(again?.repo)) {
             timer = setTimeout(fire, RETRY_LATER_BASE_MS);
             timer.unref();
             retryTimers.add(timer);
             return;
           }
-          const again = store.items.get(item.id);
           if (again && (again.state === 'reviewing' || again.state === 'fixing')) start(again);
           else startNext();
         };
@@ -145,7 +203,7 @@ export function createRunner(deps: {
       }
       case 'failed': {
         retryCounts.delete(item.id);
-        const failed = store.items.transition(item.id, 'failed', outcome.reason);
+        const failed = move('failed', outcome.reason);
         ilog.warn({ reason: outcome.reason }, 'item failed');
         notifier.notify(failed, { kind: 'failed', reason: outcome.reason, itemUsd: store.ledger.itemUsd(item.id) });
         return false;
@@ -153,55 +211,69 @@ export function createRunner(deps: {
     }
   }
 
+  const paused = () => deps.paused?.() ?? false;
+
   function startNext(): StartResult {
     if (abort.signal.aborted) return { kind: 'empty' };
-    if (current) return { kind: 'busy', item: current.item };
+    if (paused()) return { kind: 'paused' };
+    const [first] = running.values();
+    if (first && running.size >= maxParallel) return { kind: 'busy', item: first.item };
     const claimed = store.transaction(() => {
-      const next = store.items.oldestQueued();
+      const next = store.items.oldestQueued(busyRepos());
       return next && store.items.transition(next.id, 'building', 'run started');
     });
-    if (!claimed) return { kind: 'empty' };
+    if (!claimed) return first ? { kind: 'busy', item: first.item } : { kind: 'empty' };
     start(claimed);
     return { kind: 'started', item: claimed };
   }
 
   return {
     startNext,
+    runningCount: () => running.size,
+    abortRuns() {
+      const ids = [...running.keys()];
+      for (const run of running.values()) run.abort.abort(new Error('stopped by /stop'));
+      return ids;
+    },
     resumeInterrupted() {
-      const interrupted = store.items.listActive();
-      const [first, ...rest] = interrupted;
-      if (rest.length > 0) {
-        // Only one runs at a time: interrupted builds go back to the queue, their work kept;
-        // interrupted reviews are resumed one after the other.
-        for (const item of rest) if (item.state === 'building') store.items.transition(item.id, 'queued', 'interrupted; waiting for its turn');
-        pendingResumes.push(...rest.filter((i) => i.state !== 'building').map((i) => i.id));
+      // Items a crash left in a working state. The process lock says no other nightshift is
+      // alive, so their leases are stale: each is claimed afresh (a newer fencing token).
+      for (const item of store.items.listActive()) {
+        if (hasRoom(item.repo)) {
+          log.info({ itemId: item.id }, 'resuming an item interrupted by a restart');
+          start(item);
+        } else if (item.state === 'building') store.items.transition(item.id, 'queued', 'interrupted; waiting for its turn');
+        else pendingResumes.push(item.id);
       }
-      if (first) {
-        log.info({ itemId: first.id }, 'resuming an item interrupted by a restart');
-        start(first);
+    },
+    resumeWaiting() {
+      // After /resume: items stopped in a working state go on from their checkpoints.
+      for (const item of store.items.listActive()) {
+        if (running.has(item.id) || pendingResumes.includes(item.id)) continue;
+        if (hasRoom(item.repo)) start(item);
+        else pendingResumes.push(item.id);
       }
     },
     resume(itemId) {
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted || running.has(itemId)) return;
       const item = store.items.get(itemId);
       if (!item || !(item.state === 'reviewing' || item.state === 'fixing')) return;
-      if (current) {
-        if (current.item.id !== itemId && !pendingResumes.includes(itemId)) pendingResumes.push(itemId);
-        return;
-      }
-      start(item);
+      if (hasRoom(item.repo)) start(item);
+      else if (!pendingResumes.includes(itemId)) pendingResumes.push(itemId);
     },
     itemEnded(itemId) {
-      if (current?.item.id === itemId) current.abort.abort(new Error('cancelled'));
+      const run = running.get(itemId);
+      if (run) run.abort.abort(new Error('cancelled'));
       else void deps.cleanup(itemId);
     },
     async stop() {
       abort.abort();
+      clearInterval(heartbeat);
       for (const timer of retryTimers) clearTimeout(timer);
-      await current?.done;
+      await Promise.all([...running.values()].map((r) => r.done));
     },
     async idle() {
-      await current?.done;
+      await Promise.all([...running.values()].map((r) => r.done));
     },
   };
 }

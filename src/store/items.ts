@@ -2,6 +2,18 @@ import type { Database } from 'better-sqlite3';
 import { z } from 'zod';
 import { ACTIVE_STATES, ITEM_STATES, TERMINAL_STATES, transition, type ItemState } from '../domain/item-state.js';
 
+/** A write from a worker whose lease on the item was taken over by a newer claim. */
+export class StaleLease extends Error {
+  override readonly name = 'StaleLease';
+  constructor(
+    readonly itemId: number,
+    readonly fence: number,
+    readonly current: number,
+  ) {
+    super(`item ${itemId}: lease ${fence} is stale (now ${current}); the write was refused`);
+  }
+}
+
 /** A work item as stored. */
 export interface Item {
   readonly id: number;
@@ -107,10 +119,19 @@ export function createItemStore(db: Database, now: () => number) {
   const openCount = db.prepare(`SELECT count(*) AS n FROM items WHERE state NOT IN (${inList(TERMINAL_STATES)})`);
   const activeItems = db.prepare(`SELECT * FROM items WHERE state IN (${inList(ACTIVE_STATES)}) ORDER BY id`);
   const countsByState = db.prepare('SELECT state, count(*) AS n FROM items GROUP BY state');
-  // Items of a repo whose building the human paused wait.
+  // Items of a repo whose building the human paused wait; so do items waiting out a backoff.
   const oldestQueued = db.prepare(
-    `SELECT * FROM items WHERE state = 'queued' AND repo NOT IN (SELECT repo FROM paused_repos) ORDER BY id LIMIT 1`,
+    `SELECT * FROM items WHERE state = 'queued' AND repo NOT IN (SELECT repo FROM paused_repos)
+       AND (not_before IS NULL OR not_before <= @now) AND repo NOT IN (SELECT value FROM json_each(@busy))
+     ORDER BY id LIMIT 1`,
   );
+  const lease = db.prepare(
+    'UPDATE items SET lease_owner = ?, lease_expires_at = ?, lease_fence = lease_fence + 1 WHERE id = ? RETURNING lease_fence AS fence',
+  );
+  const renew = db.prepare('UPDATE items SET lease_expires_at = ? WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))');
+  const unlease = db.prepare('UPDATE items SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_fence = ?');
+  const fenceOf = db.prepare('SELECT lease_fence AS fence FROM items WHERE id = ?');
+  const setNotBefore = db.prepare('UPDATE items SET not_before = ?, updated_at = ? WHERE id = ?');
   const setWake = db.prepare('UPDATE items SET wake_at = ?, updated_at = ? WHERE id = ?');
   const dueDeferred = db.prepare(`SELECT * FROM items WHERE state = 'deferred' AND wake_at <= ? ORDER BY wake_at, id`);
   const setMerged = db.prepare('UPDATE items SET merge_commit_sha = ?, updated_at = ? WHERE id = ?');
@@ -184,10 +205,50 @@ export function createItemStore(db: Database, now: () => number) {
       return activeItems.all().map(toItem);
     },
 
-    /** The queued item that has waited longest, if any. */
-    oldestQueued(): Item | undefined {
-      const row = oldestQueued.get();
+    /** The queued item that has waited longest, if any, skipping paused repos, `busyRepos` and items in backoff. */
+    oldestQueued(busyRepos: readonly string[] = []): Item | undefined {
+      const row = oldestQueued.get({ now: now(), busy: JSON.stringify(busyRepos) });
       return row === undefined ? undefined : toItem(row);
+    },
+
+    /**
+     * Leases the item to `owner` until `expiresAt` and returns the new fencing token: every
+     * claim gets a larger one, so a write carrying an older token is from a stale worker.
+     */
+    lease(id: number, owner: string, expiresAt: number): number {
+      return (lease.get(owner, expiresAt, id) as { fence: number }).fence;
+    },
+
+    /** Extends `owner`'s leases on these items (the heartbeat). */
+    renewLeases(owner: string, ids: readonly number[], expiresAt: number): void {
+      renew.run(expiresAt, owner, JSON.stringify(ids));
+    },
+
+    /** Ends a lease, if `fence` is still the current one. */
+    releaseLease(id: number, fence: number): void {
+      unlease.run(id, fence);
+    },
+
+    /** The item's current fencing token. */
+    fence(id: number): number {
+      return (fenceOf.get(id) as { fence: number } | undefined)?.fence ?? 0;
+    },
+
+    /**
+     * Moves the item like `transition`, but only for the holder of fencing token `fence`:
+     * a worker whose lease was taken over gets `StaleLease` and changes nothing.
+     */
+    transitionFenced(id: number, fence: number, to: ItemState, reason?: string): Item {
+      return db.transaction(() => {
+        const current = this.fence(id);
+        if (current !== fence) throw new StaleLease(id, fence, current);
+        return this.transition(id, to, reason);
+      })();
+    },
+
+    /** Keeps the item from starting before `at` (a retry's backoff, a budget reset); null clears it. */
+    setNotBefore(id: number, at: number | null): void {
+      setNotBefore.run(at, now(), id);
     },
 
     /** Records the item's branch. */

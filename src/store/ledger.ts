@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { z } from 'zod';
 import type { TokenUsage } from '../domain/pricing.js';
 
 /** One priced model call. */
@@ -10,6 +11,54 @@ export interface LedgerEntry extends TokenUsage {
   readonly costUsd: number;
   readonly requestId?: string | undefined;
 }
+
+/** A time range `[from, to)` in ms epoch. */
+export interface Period {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Dollars and calls under one key (a stage group or a model). */
+export interface SpendRow {
+  readonly key: string;
+  readonly usd: number;
+  readonly calls: number;
+}
+
+/** Token sums of one model's calls, batched or not, with what they cost. */
+export interface ModelTokens extends TokenUsage {
+  readonly model: string;
+  readonly batch: boolean;
+  readonly usd: number;
+}
+
+/** A day's spend on one stage group; `day` is the index into the days asked for. */
+export interface DaySpend {
+  readonly day: number;
+  readonly stage: string;
+  readonly usd: number;
+}
+
+/**
+ * The stage a ledger row counts under in reports: rounds (`fix-2`) count under their stage
+ * (`fix`), so a report has a handful of stages however many rounds ran.
+ */
+export const STAGE_GROUP_SQL = "coalesce(nullif(rtrim(stage, '0123456789-'), ''), stage)";
+
+const spendRow = z.object({ key: z.string(), usd: z.number(), calls: z.number().int() });
+const modelTokensRow = z.object({
+  model: z.string(),
+  batch: z.number().int(),
+  input: z.number(),
+  write5m: z.number(),
+  write1h: z.number(),
+  read: z.number(),
+  output: z.number(),
+  usd: z.number(),
+});
+// The alias is not `stage`: SQLite resolves a GROUP BY name to a column before an alias.
+const daySpendRow = z.object({ day: z.number().int(), stage_group: z.string(), usd: z.number() });
+const usdRow = z.object({ usd: z.number() });
 
 /** The usage ledger: every model call with its tokens and dollar cost. */
 export function createLedger(db: Database, now: () => number) {
@@ -23,6 +72,42 @@ export function createLedger(db: Database, now: () => number) {
   const stageTotal = db.prepare('SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE item_id = ? AND stage = ?');
   const byStage = db.prepare('SELECT stage, sum(cost_usd) AS usd FROM llm_calls WHERE item_id = ? GROUP BY stage ORDER BY min(id)');
   const since = db.prepare('SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE at >= ?');
+  // Report reads. Ties are broken by name so a report reads the same every time.
+  const periodTotal = db.prepare('SELECT coalesce(sum(cost_usd), 0) AS usd, count(*) AS calls FROM llm_calls WHERE at >= ? AND at < ?');
+  const periodByStage = db.prepare(
+    `SELECT ${STAGE_GROUP_SQL} AS key, sum(cost_usd) AS usd, count(*) AS calls FROM llm_calls WHERE at >= ? AND at < ?
+     GROUP BY key ORDER BY usd DESC, key`,
+  );
+  const periodByModel = db.prepare(
+    'SELECT model AS key, sum(cost_usd) AS usd, count(*) AS calls FROM llm_calls WHERE at >= ? AND at < ? GROUP BY key ORDER BY usd DESC, key',
+  );
+  const periodTokens = db.prepare(
+    `SELECT model, batch, sum(input_tokens) AS input, sum(cache_write_5m_tokens) AS write5m, sum(cache_write_1h_tokens) AS write1h,
+       sum(cache_read_tokens) AS read, sum(output_tokens) AS output, sum(cost_usd) AS usd
+     FROM llm_calls WHERE at >= ? AND at < ? GROUP BY model, batch ORDER BY model, batch`,
+  );
+  const periodBatch = db.prepare('SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE batch = 1 AND at >= ? AND at < ?');
+  // An item merged twice (impossible today, but the events are append-only) counts once.
+  const mergedIn = `SELECT DISTINCT item_id FROM item_events WHERE to_state = 'merged' AND at >= ? AND at < ?`;
+  const periodMerges = db.prepare(`SELECT count(*) AS n FROM (${mergedIn})`);
+  const mergedItemsTotal = db.prepare(`SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE item_id IN (${mergedIn})`);
+  // As cards.medianDecisionMs: from the moment the card reached the phone (or was shown, when
+  // the send time is unknown) to the tap, for review cards a person decided.
+  const decisionTimes = db.prepare(
+    `SELECT c.decided_at - coalesce(o.sent_at, c.shown_at) AS ms FROM cards c LEFT JOIN outbox o ON o.id = c.outbox_id
+     WHERE c.kind = 'review' AND c.status = 'decided' AND c.decided_by IS NOT NULL AND c.shown_at IS NOT NULL
+       AND c.decided_at >= ? AND c.decided_at < ? ORDER BY ms`,
+  );
+  // The days arrive as one JSON array of [from, to) pairs, so a month of local days (23- and
+  // 25-hour ones included) is one query.
+  const daily = db.prepare(
+    `WITH days (day, day_from, day_to) AS (
+       SELECT CAST(key AS INTEGER), json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
+     )
+     SELECT d.day AS day, ${STAGE_GROUP_SQL} AS stage_group, sum(c.cost_usd) AS usd
+     FROM days d JOIN llm_calls c ON c.at >= d.day_from AND c.at < d.day_to
+     GROUP BY d.day, stage_group ORDER BY d.day, stage_group`,
+  );
   return {
     record(entry: LedgerEntry): void {
       insert.run({ ...entry, batch: entry.batch ? 1 : 0, requestId: entry.requestId ?? null, at: now() });
@@ -42,6 +127,62 @@ export function createLedger(db: Database, now: () => number) {
     /** Dollars spent since `at` (ms epoch), all items. */
     sinceUsd(at: number): number {
       return (since.get(at) as { usd: number }).usd;
+    },
+    /** Dollars and calls in `period`, all items. */
+    periodTotal(period: Period): { usd: number; calls: number } {
+      const row = z.object({ usd: z.number(), calls: z.number().int() }).parse(periodTotal.get(period.from, period.to));
+      return { usd: row.usd, calls: row.calls };
+    },
+    /** Dollars per stage group (see `STAGE_GROUP_SQL`) in `period`, dearest first. */
+    periodByStage(period: Period): SpendRow[] {
+      return periodByStage.all(period.from, period.to).map((row) => spendRow.parse(row));
+    },
+    /** Dollars per model in `period`, dearest first. */
+    periodByModel(period: Period): SpendRow[] {
+      return periodByModel.all(period.from, period.to).map((row) => spendRow.parse(row));
+    },
+    /** Token sums and dollars per model and batch flag in `period`: what cache savings are priced from. */
+    periodTokens(period: Period): ModelTokens[] {
+      return periodTokens.all(period.from, period.to).map((raw) => {
+        const r = modelTokensRow.parse(raw);
+        return {
+          model: r.model,
+          batch: r.batch === 1,
+          inputTokens: r.input,
+          cacheWrite5mTokens: r.write5m,
+          cacheWrite1hTokens: r.write1h,
+          cacheReadTokens: r.read,
+          outputTokens: r.output,
+          usd: r.usd,
+        };
+      });
+    },
+    /** Dollars paid for batched calls in `period` (their `cost_usd` has the batch discount in it). */
+    periodBatchUsd(period: Period): number {
+      return usdRow.parse(periodBatch.get(period.from, period.to)).usd;
+    },
+    /** Items that reached `merged` in `period`. */
+    periodMerges(period: Period): number {
+      return z.object({ n: z.number().int() }).parse(periodMerges.get(period.from, period.to)).n;
+    },
+    /** Everything ever spent on the items merged in `period`, all stages, whenever it was spent. */
+    mergedItemsUsd(period: Period): number {
+      return usdRow.parse(mergedItemsTotal.get(period.from, period.to)).usd;
+    },
+    /** Ms from delivery to decision of each review card a person decided in `period`, shortest first. */
+    decisionTimes(period: Period): number[] {
+      return decisionTimes
+        .all(period.from, period.to)
+        .map((row) => z.object({ ms: z.number().nullable() }).parse(row).ms)
+        .filter((ms): ms is number => ms !== null && ms >= 0);
+    },
+    /** Dollars per day and stage group; `days` are `[from, to)` ranges, rows name them by index. */
+    dailyByStage(days: readonly Period[]): DaySpend[] {
+      const json = JSON.stringify(days.map((d) => [d.from, d.to]));
+      return daily.all(json).map((row) => {
+        const r = daySpendRow.parse(row);
+        return { day: r.day, stage: r.stage_group, usd: r.usd };
+      });
     },
   };
 }

@@ -11,6 +11,8 @@ import { backlogFeature } from './features/backlog.js';
 import { cancelFeature } from './features/cancel.js';
 import { queueFeature } from './features/queue.js';
 import { reviewFeature } from './features/review.js';
+import { controlFeature } from './features/control.js';
+import { costsFeature, type CostsDeps } from './features/costs.js';
 import { runFeature } from './features/run.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
@@ -24,7 +26,11 @@ export const BOT_COMMANDS: readonly BotCommand[] = [
   { command: 'backlog', description: 'Open items, newest first' },
   { command: 'cancel', description: 'Cancel an item: /cancel <id>' },
   { command: 'run', description: 'Start the oldest queued item now' },
+  { command: 'pause', description: 'Pause building (nothing new starts)' },
+  { command: 'resume', description: 'Resume building' },
+  { command: 'stop', description: 'Abort the runs in progress and pause' },
   { command: 'status', description: 'Counts by state and what is running' },
+  { command: 'costs', description: 'Spend today, this week, this month, with a chart' },
   { command: 'review', description: 'The next review card now' },
   { command: 'lessons', description: 'What rejections taught the bot' },
   { command: 'help', description: 'How to use nightshift' },
@@ -46,7 +52,11 @@ export interface BotDeps {
   /** Applied to every string sent to Telegram. */
   readonly redact: (text: string) => string;
   /** Review cards; without them the bot has no card buttons (unit tests of other features). */
-  readonly review?: Parameters<typeof reviewFeature>[0] & { status: () => ReviewStatus };
+  readonly review?: Omit<Parameters<typeof reviewFeature>[0], 'runNow'> & { status: () => ReviewStatus };
+  /** Cost reports behind /costs; without them /costs is an unknown command (unit tests of other features). */
+  readonly costs?: Omit<CostsDeps, 'respond'>;
+  /** The dispatcher behind /run, /pause, /resume, /stop; without it /run starts the next item directly. */
+  readonly control?: Omit<Parameters<typeof controlFeature>[0], 'runner' | 'respond'>;
 }
 
 /**
@@ -73,11 +83,13 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   const { respond } = deps;
   const features = bot.errorBoundary(errorHandler(deps.log, true));
   // Before queueing: the text typed after Reject is its reason, not new work.
-  if (deps.review) features.use(reviewFeature(deps.review));
+  const control = deps.control && controlFeature({ ...deps.control, runner: deps.runner, respond });
+  if (deps.review) features.use(reviewFeature({ ...deps.review, ...(control ? { runNow: (ctx: BotContext) => control.startReply(ctx).html } : {}) }));
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, runner: deps.runner, respond }));
-  features.use(runFeature({ runner: deps.runner, respond }));
+  features.use(control ? control.composer : runFeature({ runner: deps.runner, respond }));
+  if (deps.costs) features.use(costsFeature({ ...deps.costs, respond }));
   features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond, ...(deps.review ? { reviewStatus: deps.review.status } : {}) }));
   features.use(unhandledFeature({ respond }));
 

@@ -26,6 +26,8 @@ export function itemEventText(item: Item, event: ItemEvent): string {
       return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)} · the card follows`;
     case 'retry-later':
       return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
+    case 'stopped':
+      return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':
       return `⚠️ <b>${head}</b>\nFailed: ${escapeHtml(event.reason)}\nSpent $${event.itemUsd.toFixed(2)}. /cancel ${item.id} to drop it.`;
   }

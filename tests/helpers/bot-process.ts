@@ -52,6 +52,9 @@ export function botEnv(apiRoot: string, dataDir: string, overrides: Record<strin
     DATA_DIR: dataDir,
     LOG_LEVEL: 'debug',
     NIGHTSHIFT_TIMEZONE: 'UTC',
+    // Tests start runs with /run, at any hour; the dispatcher's own tests set these.
+    NIGHTSHIFT_AUTO_RUN: 'false',
+    NIGHTSHIFT_PEAK_HOURS: 'none',
     ...overrides,
   };
 }

@@ -24,7 +24,7 @@ function decider(ctx: BotContext): Decider {
  * Review cards: every button tap (validated against SQLite and answered at once, then acted
  * on), the reason typed after Reject, `/review` and `/lessons`.
  */
-export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: CardDesk; respond: Respond }) {
+export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: CardDesk; respond: Respond; /** A confirmed /run during peak hours; returns the reply (HTML). */ runNow?: (ctx: BotContext) => string }) {
   const { store, decisions, desk, respond } = deps;
   const composer = new Composer<BotContext>();
 
@@ -118,6 +118,12 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
         const resumed = decisions.resumeRepo(button);
         await answer(ctx, resumed ? `Building ${button.arg} again.` : 'It was not paused.');
         if (resumed) desk.edit(ctx.chat.id, button.outboxId!, html`▶️ Building ${button.arg ?? ''} resumed by ${by.name}.`);
+        return;
+      }
+      case 'run-confirm': {
+        const reply = deps.runNow?.(ctx) ?? 'Runs cannot be started from here.';
+        await answer(ctx);
+        desk.edit(ctx.chat.id, button.outboxId!, reply);
         return;
       }
       case 'delete-lesson': {

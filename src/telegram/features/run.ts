@@ -18,7 +18,9 @@ export function runFeature(deps: { runner: Runner; respond: Respond }) {
           ctx.log.info({ itemId: result.item.id }, 'run started by command');
           return { html: html`Starting #${result.item.id}: ${result.item.title}`, itemId: result.item.id };
         case 'busy':
-          return { html: html`Already working on #${result.item.id}: ${result.item.title}. One item runs at a time.` };
+          return { html: html`Already working on #${result.item.id}: ${result.item.title}, and no other queued item can start now (all run slots busy, or their repo is busy).` };
+        case 'paused':
+          return { html: 'Building is paused. /resume first.' };
         case 'empty':
           return { html: 'Nothing is queued. Send a message to queue work.' };
       }

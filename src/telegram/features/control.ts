@@ -1,0 +1,93 @@
+import { Composer } from 'grammy';
+import { describeWake } from '../../domain/defer-until.js';
+import type { DispatchDecision } from '../../domain/peak-hours.js';
+import type { Runner } from '../../pipeline/runner.js';
+import type { Dispatcher } from '../../scheduler/create-dispatcher.js';
+import type { Store } from '../../store/open-store.js';
+import type { BotContext } from '../context.js';
+import { html } from '../format.js';
+import type { Respond } from '../respond.js';
+
+/** Why a run cannot start now, in words; undefined when it can. */
+export function waitText(decision: DispatchDecision, now: number, timeZone: string): string | undefined {
+  if (decision.kind === 'start') return undefined;
+  const until = decision.until === undefined ? '' : describeWake(decision.until, now, timeZone);
+  switch (decision.reason) {
+    case 'paused':
+      return 'Building is paused. /resume first.';
+    case 'budget-daily':
+      return `Today's budget is spent; it resets ${until}.`;
+    case 'budget-monthly':
+      return `This month's budget is spent; it resets ${until}.`;
+    case 'peak':
+      return `It is peak time until ${until}.`;
+    case 'busy':
+      return 'Every run slot is busy.';
+  }
+}
+
+/**
+ * `/run` (during peak hours it asks for a confirming tap), `/pause`, `/resume` and `/stop`
+ * (aborts the runs in hand within seconds; they keep what they did and wait for /resume).
+ */
+export function controlFeature(deps: { store: Store; runner: Runner; dispatcher: Dispatcher; respond: Respond; timeZone: string; now: () => number }) {
+  const { store, runner, dispatcher, respond } = deps;
+  const composer = new Composer<BotContext>();
+
+  composer.command('run', (ctx) => {
+    respond(ctx, () => {
+      const forced = dispatcher.decide(true);
+      const blocked = forced.kind === 'wait' && forced.reason !== 'busy' ? waitText(forced, deps.now(), deps.timeZone) : undefined;
+      if (blocked) return { html: blocked };
+      const normal = dispatcher.decide(false);
+      if (normal.kind === 'wait' && normal.reason === 'peak') {
+        const [confirm] = store.cards.addButtons(null, [{ action: 'run-confirm' }]);
+        return {
+          html: `${waitText(normal, deps.now(), deps.timeZone)} Runs now cost the same but compete with your daytime use and rate limits. Start the oldest queued item anyway?`,
+          keyboard: { inline_keyboard: [[{ text: '▶️ Run now', callback_data: confirm!.token }]] },
+          buttons: [confirm!.token],
+        };
+      }
+      return startReply(ctx);
+    });
+  });
+
+  composer.command('pause', (ctx) => {
+    respond(ctx, () => {
+      dispatcher.pause();
+      return { html: 'Building paused: nothing new starts. Runs in progress finish their step; /stop aborts them, /resume goes on.' };
+    });
+  });
+
+  composer.command('resume', (ctx) => {
+    respond(ctx, () => ({ html: store.settings.paused() ? 'Building resumed.' : 'Building was not paused.' }));
+    dispatcher.resume();
+  });
+
+  composer.command('stop', (ctx) => {
+    respond(ctx, () => {
+      dispatcher.pause();
+      const stopped = runner.abortRuns();
+      return {
+        html: stopped.length === 0 ? 'Nothing was running. Building is paused; /resume goes on.' : `Stopping ${stopped.map((id) => `#${id}`).join(', ')} now; what they did is kept. Building is paused; /resume continues.`,
+      };
+    });
+  });
+
+  function startReply(ctx: BotContext) {
+    const result = runner.startNext();
+    switch (result.kind) {
+      case 'started':
+        ctx.log.info({ itemId: result.item.id }, 'run started by command');
+        return { html: html`Starting #${result.item.id}: ${result.item.title}`, itemId: result.item.id };
+      case 'busy':
+        return { html: html`Already working on #${result.item.id}: ${result.item.title}, and no other queued item can start now (all run slots are busy, or its repo is).` };
+      case 'paused':
+        return { html: 'Building is paused. /resume first.' };
+      case 'empty':
+        return { html: 'Nothing is queued. Send a message to queue work.' };
+    }
+  }
+
+  return { composer, startReply };
+}
