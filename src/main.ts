@@ -213,6 +213,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     tick: async () => {
       await cardDesk.tick();
       drift.tick();
+      // node-cron wakes the dispatcher every minute; the tick also does, so an item queued off-peak starts soon.
+      dispatcher?.tick();
     },
     ...(options.tickIntervalMs === undefined ? {} : { intervalMs: options.tickIntervalMs }),
     log: log.child({ component: 'ticker' }),
@@ -234,6 +236,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       decisions,
       desk: cardDesk,
       respond,
+      afterRetry: () => dispatcher?.tick(),
       status: () => ({
         waiting: store.cards.countWaiting(),
         medianDecisionMs: store.cards.medianDecisionMs(now() - DECISION_STATS_WINDOW_MS),

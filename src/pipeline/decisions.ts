@@ -33,6 +33,7 @@ export const BUTTON_ACTIONS = [
   'resume-repo',
   'delete-lesson',
   'run-confirm',
+  'retry-item',
 ] as const;
 
 /** The outcome of an approve whose merge GitHub reported without our call (by hand, or before a crash). */
@@ -156,7 +157,7 @@ export function createDecisions(deps: DecisionsDeps) {
     const ok = { kind: 'ok', action, button, card, item } as const;
 
     // One-shot follow-ups: valid until used, whatever happened to the card since.
-    if (action === 'requeue' || action === 'drop' || action === 'queue-item' || action === 'resume-repo' || action === 'delete-lesson' || action === 'run-confirm') {
+    if (action === 'requeue' || action === 'drop' || action === 'queue-item' || action === 'resume-repo' || action === 'delete-lesson' || action === 'run-confirm' || action === 'retry-item') {
       if (action === 'run-confirm') return store.cards.useButton(button.token) ? ok : { kind: 'taken', why: 'Already done.' };
       if (button.usedAt !== null) return { kind: 'taken', why: 'Already done.' };
       return ok;
@@ -496,6 +497,16 @@ export function createDecisions(deps: DecisionsDeps) {
     /** Resumes building a paused repo; false if it was not paused. */
     resumeRepo(button: CardButton): boolean {
       return store.transaction(() => store.cards.useButton(button.token) && store.checkpoints.resume(button.arg ?? ''));
+    },
+
+    /** Sends a failed item back to the queue (its Retry button); it resumes from its last checkpoint. */
+    retryItem(button: CardButton): { kind: 'queued'; item: Item } | { kind: 'gone'; item: Item | undefined } {
+      return store.transaction(() => {
+        const item = store.items.get(Number(button.arg));
+        if (!item || item.state !== 'failed' || !store.cards.useButton(button.token)) return { kind: 'gone', item } as const;
+        store.items.setNotBefore(item.id, null);
+        return { kind: 'queued', item: store.items.transition(item.id, 'queued', 'retried by the user') } as const;
+      });
     },
 
     /** Deletes a lesson from its /lessons button. */

@@ -29,7 +29,7 @@ export function itemEventText(item: Item, event: ItemEvent): string {
     case 'stopped':
       return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':
-      return `⚠️ <b>${head}</b>\nFailed: ${escapeHtml(event.reason)}\nSpent $${event.itemUsd.toFixed(2)}. /cancel ${item.id} to drop it.`;
+      return `⚠️ <b>${head}</b>\nFailed: ${escapeHtml(event.reason)}\nSpent $${event.itemUsd.toFixed(2)}. Retry starts it again from where it stopped; /cancel ${item.id} drops it.`;
   }
 }
 
@@ -90,7 +90,20 @@ export function createItemNotifier(deps: {
           deps.onReady(item);
           return;
         }
-        store.outbox.enqueue(...splitHtml(text).map((part) => ({ chatId: item.chatId, text: part, itemId: item.id })));
+        store.transaction(() => {
+          const parts = splitHtml(text);
+          // A failed item gets a Retry button (a one-shot token, like every button).
+          const retry = event.kind === 'failed' ? store.cards.addButtons(null, [{ action: 'retry-item', arg: String(item.id) }]) : [];
+          const ids = store.outbox.enqueue(
+            ...parts.map((part, i) => ({
+              chatId: item.chatId,
+              text: part,
+              itemId: item.id,
+              ...(i === parts.length - 1 && retry[0] ? { replyMarkup: { inline_keyboard: [[{ text: '🔁 Retry', callback_data: retry[0].token }]] } } : {}),
+            })),
+          );
+          if (retry[0]) store.cards.attachButtons([retry[0].token], ids[ids.length - 1]!);
+        });
         sender.kick();
       } catch (error) {
         log.error({ err: error, itemId: item.id, event: event.kind }, 'could not notify the user');

@@ -24,7 +24,7 @@ function decider(ctx: BotContext): Decider {
  * Review cards: every button tap (validated against SQLite and answered at once, then acted
  * on), the reason typed after Reject, `/review` and `/lessons`.
  */
-export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: CardDesk; respond: Respond; /** A confirmed /run during peak hours; returns the reply (HTML). */ runNow?: (ctx: BotContext) => string }) {
+export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: CardDesk; respond: Respond; /** A confirmed /run during peak hours; returns the reply (HTML). */ runNow?: (ctx: BotContext) => string; /** After Retry queued an item (the dispatcher may start it). */ afterRetry?: () => void }) {
   const { store, decisions, desk, respond } = deps;
   const composer = new Composer<BotContext>();
 
@@ -118,6 +118,13 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
         const resumed = decisions.resumeRepo(button);
         await answer(ctx, resumed ? `Building ${button.arg} again.` : 'It was not paused.');
         if (resumed) desk.edit(ctx.chat.id, button.outboxId!, html`▶️ Building ${button.arg ?? ''} resumed by ${by.name}.`);
+        return;
+      }
+      case 'retry-item': {
+        const outcome = decisions.retryItem(button);
+        await answer(ctx, outcome.kind === 'queued' ? `#${outcome.item.id} is queued again.` : `#${button.arg} is ${outcome.item?.state ?? 'gone'}; nothing to retry.`);
+        if (outcome.kind === 'queued') desk.edit(ctx.chat.id, button.outboxId!, html`🔁 #${outcome.item.id} ${outcome.item.title} is queued again; it goes on from where it stopped.`);
+        deps.afterRetry?.();
         return;
       }
       case 'run-confirm': {
