@@ -103,9 +103,12 @@ export function createRunner(deps: {
         log.warn({ err, itemId: item.id }, 'could not release the lease');
       }
       // The next interrupted review still waiting (items cancelled meanwhile are skipped).
-      while (!abort.signal.aborted && pendingResumes.length > 0 && running.size < maxParallel) {
-        const resumed = store.items.get(pendingResumes.shift()!);
-        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing') && hasRoom(resumed.repo)) start(resumed);
+      for (const id of [...pendingResumes]) {
+        if (abort.signal.aborted || paused() || running.size >= maxParallel) break;
+        const resumed = store.items.get(id);
+        if (resumed && !hasRoom(resumed.repo)) continue; // its repo is busy: it waits for its turn
+        pendingResumes.splice(pendingResumes.indexOf(id), 1);
+        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
       }
       deps.onIdleSlot?.();
     });
@@ -238,6 +241,8 @@ export function createRunner(deps: {
     resumeInterrupted() {
       // Items a crash left in a working state. The process lock says no other nightshift is
       // alive, so their leases are stale: each is claimed afresh (a newer fencing token).
+      // Paused (/pause or /stop before the restart): they wait for /resume.
+      if (paused()) return;
       for (const item of store.items.listActive()) {
         if (hasRoom(item.repo)) {
           log.info({ itemId: item.id }, 'resuming an item interrupted by a restart');
