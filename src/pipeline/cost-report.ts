@@ -1,11 +1,12 @@
 import { dayStart, monthStart, nextDayStart, nextMonthStart } from '../domain/peak-hours.js';
 import { BATCH_MULTIPLIER, CACHE_READ_MULTIPLIER, CACHE_WRITE_1H_MULTIPLIER, CACHE_WRITE_5M_MULTIPLIER, priceFor, type ModelPrice } from '../domain/pricing.js';
 import { HOUR_MS, zonedParts } from '../domain/zoned-time.js';
+import type { Cards } from '../store/cards.js';
 import type { Ledger, ModelTokens, Period } from '../store/ledger.js';
 
 /** What a cost report reads. */
 export interface CostReportDeps {
-  readonly store: { readonly ledger: Ledger };
+  readonly store: { readonly ledger: Ledger; readonly cards: Pick<Cards, 'decisionTimes'> };
   /** Price overrides by exact model id (`Config.prices`); cache savings are priced with them. */
   readonly prices: Readonly<Record<string, ModelPrice>>;
   /** IANA zone whose local days, weeks (from Monday) and months the periods are. */
@@ -132,7 +133,7 @@ function periodCosts(deps: CostReportDeps, period: Period): PeriodCosts {
   // normal price is cost / BATCH_MULTIPLIER, and the saving needs no price list.
   const batchSavingsUsd = ledger.periodBatchUsd(period) * (1 / BATCH_MULTIPLIER - 1);
   const merges = ledger.periodMerges(period);
-  const times = ledger.decisionTimes(period);
+  const times = deps.store.cards.decisionTimes(period.from, period.to);
   const totalMs = times.reduce((a, b) => a + b, 0);
   const humanUsd = deps.hourlyRateUsd === undefined ? undefined : (totalMs / HOUR_MS) * deps.hourlyRateUsd;
   return {

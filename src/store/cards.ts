@@ -163,9 +163,12 @@ export function createCards(db: Database, now: () => number) {
   const openReview = db.prepare(`SELECT * FROM cards WHERE status = 'open' AND kind = 'review' ORDER BY id`);
   const deciding = db.prepare(`SELECT * FROM cards WHERE status = 'deciding' ORDER BY id`);
   const waiting = db.prepare(`SELECT count(*) AS n FROM cards WHERE kind = 'review' AND status IN ('held', 'open')`);
+  // From the moment the card reached the phone (or was shown, when the send time is unknown) to
+  // the tap, for review cards a person decided.
   const decisionTimes = db.prepare(
     `SELECT c.decided_at - coalesce(o.sent_at, c.shown_at) AS ms FROM cards c LEFT JOIN outbox o ON o.id = c.outbox_id
-     WHERE c.kind = 'review' AND c.status = 'decided' AND c.decided_at >= ? AND c.shown_at IS NOT NULL AND c.decided_by IS NOT NULL ORDER BY ms`,
+     WHERE c.kind = 'review' AND c.status = 'decided' AND c.decided_by IS NOT NULL AND c.shown_at IS NOT NULL
+       AND c.decided_at >= ? AND c.decided_at < ? ORDER BY ms`,
   );
   const readyWithoutCard = db.prepare(
     `SELECT id FROM items WHERE state = 'ready'
@@ -308,8 +311,12 @@ export function createCards(db: Database, now: () => number) {
       return (waiting.get() as { n: number }).n;
     },
     /** Median ms from showing a card to a human deciding it, over cards decided since `since`. */
+    /** Ms from delivery to decision of each review card a person decided in [from, to), shortest first. */
+    decisionTimes(from: number, to: number = Number.MAX_SAFE_INTEGER): number[] {
+      return (decisionTimes.all(from, to) as Array<{ ms: number | null }>).map((r) => r.ms).filter((ms): ms is number => ms !== null && ms >= 0);
+    },
     medianDecisionMs(since: number): number | undefined {
-      const times = (decisionTimes.all(since) as Array<{ ms: number | null }>).map((r) => r.ms).filter((ms): ms is number => ms !== null && ms >= 0);
+      const times = this.decisionTimes(since);
       if (times.length === 0) return undefined;
       const mid = Math.floor(times.length / 2);
       return times.length % 2 === 1 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;

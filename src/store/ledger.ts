@@ -91,13 +91,6 @@ export function createLedger(db: Database, now: () => number) {
   const mergedIn = `SELECT DISTINCT item_id FROM item_events WHERE to_state = 'merged' AND at >= ? AND at < ?`;
   const periodMerges = db.prepare(`SELECT count(*) AS n FROM (${mergedIn})`);
   const mergedItemsTotal = db.prepare(`SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE item_id IN (${mergedIn})`);
-  // As cards.medianDecisionMs: from the moment the card reached the phone (or was shown, when
-  // the send time is unknown) to the tap, for review cards a person decided.
-  const decisionTimes = db.prepare(
-    `SELECT c.decided_at - coalesce(o.sent_at, c.shown_at) AS ms FROM cards c LEFT JOIN outbox o ON o.id = c.outbox_id
-     WHERE c.kind = 'review' AND c.status = 'decided' AND c.decided_by IS NOT NULL AND c.shown_at IS NOT NULL
-       AND c.decided_at >= ? AND c.decided_at < ? ORDER BY ms`,
-  );
   // The days arrive as one JSON array of [from, to) pairs, so a month of local days (23- and
   // 25-hour ones included) is one query.
   const daily = db.prepare(
@@ -168,13 +161,6 @@ export function createLedger(db: Database, now: () => number) {
     /** Everything ever spent on the items merged in `period`, all stages, whenever it was spent. */
     mergedItemsUsd(period: Period): number {
       return usdRow.parse(mergedItemsTotal.get(period.from, period.to)).usd;
-    },
-    /** Ms from delivery to decision of each review card a person decided in `period`, shortest first. */
-    decisionTimes(period: Period): number[] {
-      return decisionTimes
-        .all(period.from, period.to)
-        .map((row) => z.object({ ms: z.number().nullable() }).parse(row).ms)
-        .filter((ms): ms is number => ms !== null && ms >= 0);
     },
     /** Dollars per day and stage group; `days` are `[from, to)` ranges, rows name them by index. */
     dailyByStage(days: readonly Period[]): DaySpend[] {

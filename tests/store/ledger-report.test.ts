@@ -154,7 +154,7 @@ describe('ledger report reads', () => {
     card({ shownAt: T0 + HOUR }); // still open
     card({ shownAt: T0 - 2 * HOUR, decidedAt: T0 - HOUR, by: ALICE }); // before the period
 
-    expect(store.ledger.decisionTimes({ from: T0, to: T0 + 24 * HOUR })).toEqual([30_000, 2 * MINUTE]);
+    expect(store.cards.decisionTimes(T0, T0 + 24 * HOUR)).toEqual([30_000, 2 * MINUTE]);
   });
 
   it('sums each day of a list of days by stage, naming days by their index and leaving out days without spend', () => {

@@ -1,6 +1,7 @@
 import { Composer, InputFile } from 'grammy';
 import type { ModelPrice } from '../../domain/pricing.js';
 import { buildCostReport, CHART_DAYS, dailySpendByStage, type CostReport, type DailySpend, type PeriodCosts, type Spend } from '../../pipeline/cost-report.js';
+import type { Cards } from '../../store/cards.js';
 import type { Ledger } from '../../store/ledger.js';
 import { renderCostChart } from '../cost-chart.js';
 import type { BotContext } from '../context.js';
@@ -9,7 +10,7 @@ import type { Respond } from '../respond.js';
 
 /** What `/costs` needs. */
 export interface CostsDeps {
-  readonly store: { readonly ledger: Ledger };
+  readonly store: { readonly ledger: Ledger; readonly cards: Pick<Cards, 'decisionTimes'> };
   readonly prices: Readonly<Record<string, ModelPrice>>;
   readonly timeZone: string;
   /** `NIGHTSHIFT_HOURLY_RATE`: prices the human's decision time; unset leaves it unpriced. */
