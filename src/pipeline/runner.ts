@@ -165,39 +165,44 @@ export function createRunner(deps: {
         return false;
       }
       case 'retry-later': {
-        // A build goes back to the queue; a review keeps its state and is resumed in place.
-        if (now === 'building') move('queued', outcome.reason);
         if (paused()) {
-          // Stopped (/stop): it waits for /resume, which picks it up from its checkpoint.
+          // Stopped (/stop): the item keeps its state and checkpoint; /resume picks it up.
           ilog.info('run stopped; waiting for /resume');
           notifier.notify(store.items.get(item.id)!, { kind: 'stopped' });
           return false;
         }
-        // A budget stop waits for the cap's reset (persisted, so a restart waits too); anything
-        // else backs off, doubling each time.
+        // A budget stop waits for the cap's reset; anything else backs off, doubling each
+        // time. The wait is persisted, so neither a restart nor the dispatcher starts it early.
         let delay: number;
         if (outcome.notBefore !== undefined) {
-          store.items.setNotBefore(item.id, outcome.notBefore);
           delay = Math.max(1000, outcome.notBefore - nowMs);
         } else {
           const count = (retryCounts.get(item.id) ?? 0) + 1;
           retryCounts.set(item.id, count);
           delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
         }
+        store.transaction(() => {
+          // A build goes back to the queue; a review keeps its state and is resumed in place.
+          if (now === 'building') move('queued', outcome.reason);
+          store.items.setNotBefore(item.id, nowMs + delay);
+        });
         ilog.warn({ reason: outcome.reason, retryInMs: delay }, 'will retry the item later');
         notifier.notify(store.items.get(item.id)!, { kind: 'retry-later', reason: outcome.reason, retryInMs: delay });
         const fire = (): void => {
           retryTimers.delete(timer);
           const again = store.items.get(item.id);
-          // No room (or its repo is busy): try again once another item has had its turn.
-          if (!hasRoom(again?.repo)) {
-            timer = setTimeout(fire, RETRY_LATER_BASE_MS);
+          // Paused, ended, or already started by the dispatcher: nothing to do here.
+          if (!again || paused() || running.has(again.id)) return;
+          const wait = (again.notBefore ?? 0) - clock();
+          // No room (or its repo is busy), or woken early: try again later.
+          if (!hasRoom(again.repo) || wait > 0) {
+            timer = setTimeout(fire, Math.max(wait, hasRoom(again.repo) ? 0 : RETRY_LATER_BASE_MS));
             timer.unref();
             retryTimers.add(timer);
             return;
           }
-          if (again && (again.state === 'reviewing' || again.state === 'fixing')) start(again);
-          else startNext();
+          if (again.state === 'reviewing' || again.state === 'fixing') start(again);
+          else if (again.state === 'queued') startItem(again.id);
         };
         let timer = setTimeout(fire, delay);
         timer.unref();
@@ -215,6 +220,15 @@ export function createRunner(deps: {
   }
 
   const paused = () => deps.paused?.() ?? false;
+
+  /** Claims one particular queued item (its retry is due) and starts it. */
+  function startItem(itemId: number): void {
+    const claimed = store.transaction(() => {
+      const item = store.items.get(itemId);
+      return item?.state === 'queued' ? store.items.transition(item.id, 'building', 'retry') : undefined;
+    });
+    if (claimed) start(claimed);
+  }
 
   function startNext(): StartResult {
     if (abort.signal.aborted) return { kind: 'empty' };

@@ -46,7 +46,8 @@ export function createDispatcher(deps: DispatcherDeps) {
         monthlyLeftUsd: deps.budgets.monthlyUsd - store.ledger.sinceUsd(monthStart(now, deps.timeZone)),
         dailyResetsAt: nextDayStart(now, deps.timeZone),
         monthlyResetsAt: nextMonthStart(now, deps.timeZone),
-        minRunUsd: MIN_RUN_USD,
+        // A budget smaller than MIN_RUN_USD must still let runs start.
+        minRunUsd: Math.min(MIN_RUN_USD, deps.budgets.dailyUsd, deps.budgets.monthlyUsd),
       },
       running: runner.runningCount(),
       maxParallel: deps.maxParallel,

@@ -37,6 +37,8 @@ export interface Item {
   readonly mergeCommitSha: string | null;
   /** The item whose review proposed this one. */
   readonly parentItemId: number | null;
+  /** Not to start before (a retry's backoff, a budget's reset), ms epoch. */
+  readonly notBefore: number | null;
 }
 
 /** What a new item needs. */
@@ -72,6 +74,7 @@ const itemRow = z.object({
   wake_at: z.number().nullable(),
   merge_commit_sha: z.string().nullable(),
   parent_item_id: z.number().nullable(),
+  not_before: z.number().nullable(),
 });
 
 function toItem(row: unknown): Item {
@@ -95,6 +98,7 @@ function toItem(row: unknown): Item {
     wakeAt: r.wake_at,
     mergeCommitSha: r.merge_commit_sha,
     parentItemId: r.parent_item_id,
+    notBefore: r.not_before,
   };
 }
 

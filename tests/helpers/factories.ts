@@ -45,6 +45,7 @@ export function makeItem(overrides: Partial<Item> = {}): Item {
     wakeAt: null,
     mergeCommitSha: null,
     parentItemId: null,
+    notBefore: null,
     ...overrides,
   };
 }

@@ -75,6 +75,10 @@ export function controlFeature(deps: { store: Store; runner: Runner; dispatcher:
   });
 
   function startReply(ctx: BotContext) {
+    // Checked again at the start itself: a "Run now" tapped hours later meets today's pause and budget.
+    const forced = dispatcher.decide(true);
+    const blocked = forced.kind === 'wait' && forced.reason !== 'busy' ? waitText(forced, deps.now(), deps.timeZone) : undefined;
+    if (blocked) return { html: blocked };
     const result = runner.startNext();
     switch (result.kind) {
       case 'started':
