@@ -49,9 +49,3 @@ export function nextReviewSlot(now: number, slots: readonly ReviewSlot[], timeZo
   const later = slotInstants(now, slots, timeZone, -1, 2).filter((t) => t > now);
   return Math.min(...later);
 }
-
-/** The latest slot instant at or before `now` within the previous two local days; undefined only when `slots` is empty. */
-export function currentSlotStart(now: number, slots: readonly ReviewSlot[], timeZone: string): number | undefined {
-  const earlier = slotInstants(now, slots, timeZone, -2, 0).filter((t) => t <= now);
-  return earlier.length === 0 ? undefined : Math.max(...earlier);
-}

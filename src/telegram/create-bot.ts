@@ -13,7 +13,6 @@ import { queueFeature } from './features/queue.js';
 import { reviewFeature } from './features/review.js';
 import { controlFeature } from './features/control.js';
 import { costsFeature, type CostsDeps } from './features/costs.js';
-import { runFeature } from './features/run.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
 import { redactOutgoing } from './redact-outgoing.js';
@@ -55,7 +54,7 @@ export interface BotDeps {
   readonly review?: Omit<Parameters<typeof reviewFeature>[0], 'runNow'> & { status: () => ReviewStatus };
   /** Cost reports behind /costs; without them /costs is an unknown command (unit tests of other features). */
   readonly costs?: Omit<CostsDeps, 'respond'>;
-  /** The dispatcher behind /run, /pause, /resume, /stop; without it /run starts the next item directly. */
+  /** The dispatcher behind /run, /pause, /resume, /stop; without it those commands are unknown (unit tests of other features). */
   readonly control?: Omit<Parameters<typeof controlFeature>[0], 'runner' | 'respond'>;
 }
 
@@ -88,7 +87,7 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, runner: deps.runner, respond }));
-  features.use(control ? control.composer : runFeature({ runner: deps.runner, respond }));
+  if (control) features.use(control.composer);
   if (deps.costs) features.use(costsFeature({ ...deps.costs, respond }));
   features.use(statusFeature({ backlog: deps.backlog, repos: deps.repos, respond, ...(deps.review ? { reviewStatus: deps.review.status } : {}) }));
   features.use(unhandledFeature({ respond }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { currentSlotStart, nextReviewSlot, parseReviewHours, type ReviewSlot } from '../../src/domain/review-hours.js';
+import { nextReviewSlot, parseReviewHours, type ReviewSlot } from '../../src/domain/review-hours.js';
 import { HOUR_MS } from '../../src/domain/zoned-time.js';
 
 const AMS = 'Europe/Amsterdam';
@@ -95,49 +95,5 @@ describe('nextReviewSlot', () => {
 
   it('throws without slots', () => {
     expect(() => nextReviewSlot(0, [], AMS)).toThrow('no review slots');
-  });
-});
-
-describe('currentSlotStart', () => {
-  const slots = [slot(8, 30), slot(13, 0)];
-
-  it.each([
-    { name: 'between slots', now: utc(2026, 6, 15, 8, 0), want: utc(2026, 6, 15, 6, 30) },
-    { name: 'exactly at a slot', now: utc(2026, 6, 15, 6, 30), want: utc(2026, 6, 15, 6, 30) },
-    { name: 'before the first slot → yesterday', now: utc(2026, 6, 15, 5, 0), want: utc(2026, 6, 14, 11, 0) },
-    { name: 'across a year end', now: utc(2026, 12, 31, 23, 30), want: utc(2026, 12, 31, 12, 0) },
-  ])('$name', ({ now, want }) => {
-    expect(currentSlotStart(now, slots, AMS)).toBe(want);
-  });
-
-  it('finds a late slot from just after midnight', () => {
-    // 00:00 CEST on 16 Jun → 23:59 CEST on 15 Jun.
-    expect(currentSlotStart(utc(2026, 6, 15, 22, 0), [slot(23, 59)], AMS)).toBe(utc(2026, 6, 15, 21, 59));
-  });
-
-  it('is undefined without slots', () => {
-    expect(currentSlotStart(utc(2026, 6, 15, 8, 0), [], AMS)).toBeUndefined();
-  });
-
-  // Every 20 minutes through both EU changes of 2026, with a slot in each transition hour:
-  // now always lies in [current slot, next slot), and a slot instant is its own current slot.
-  it.each([
-    { change: 'spring forward', from: utc(2026, 3, 28), to: utc(2026, 3, 31) },
-    { change: 'fall back', from: utc(2026, 10, 24), to: utc(2026, 10, 27) },
-  ])('brackets now with nextReviewSlot around $change', ({ from, to }) => {
-    const dstSlots = [slot(2, 30), slot(8, 30), slot(23, 45)];
-    const bad: string[] = [];
-    for (let now = from; now < to; now += 20 * 60_000) {
-      const current = currentSlotStart(now, dstSlots, AMS);
-      const next = nextReviewSlot(now, dstSlots, AMS);
-      const ok =
-        current !== undefined &&
-        current <= now &&
-        now < next &&
-        next - now <= 24 * HOUR_MS &&
-        currentSlotStart(next, dstSlots, AMS) === next;
-      if (!ok) bad.push(new Date(now).toISOString());
-    }
-    expect(bad).toEqual([]);
   });
 });
