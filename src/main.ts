@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readlinkSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -79,7 +79,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const now = options.now ?? Date.now;
   const store = openStore(join(config.dataDir, DATABASE_FILE), { now });
   // One process per data directory: two would both build, merge and message.
-  const lockOwner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const lockOwner = `${hostPrefix()}${process.pid}:${randomBytes(4).toString('hex')}`;
   const locked = store.lock.acquire(lockOwner, process.pid, LOCK_STALE_MS, (holder) => isGoneHere(holder.owner, holder.pid));
   if (!locked.acquired) {
     store.close();
@@ -229,7 +229,16 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     log,
     respond,
     redact,
-    control: { store, dispatcher, timeZone: config.timezone, now },
+    control: {
+      store,
+      dispatcher,
+      timeZone: config.timezone,
+      now,
+      say: (chatId, text, itemId) => {
+        store.outbox.enqueue({ chatId, text, ...(itemId === undefined ? {} : { itemId }) });
+        sender.kick();
+      },
+    },
     costs: { store, prices: config.prices, timeZone: config.timezone, hourlyRateUsd: config.hourlyRateUsd, now },
     review: {
       store,
@@ -301,9 +310,20 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   return { stop, done };
 }
 
-/** Whether a lock holder from this host is gone: its pid is ours (a restarted container) or no longer exists. */
+/** "host:pid-namespace:": pids are only comparable between processes that share both. */
+function hostPrefix(): string {
+  let namespace = '';
+  try {
+    namespace = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // Not Linux: the host name alone.
+  }
+  return `${hostname()}:${namespace}:`;
+}
+
+/** Whether a lock holder from this host and pid namespace is gone: its pid is ours (a restarted container) or no longer exists. */
 function isGoneHere(owner: string, pid: number): boolean {
-  if (!owner.startsWith(`${hostname()}:`)) return false;
+  if (!owner.startsWith(hostPrefix())) return false;
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

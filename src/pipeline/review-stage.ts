@@ -295,7 +295,7 @@ async function runReviewers(
       signal,
     }, reservation);
     if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message, ...(result.notBefore === undefined ? {} : { notBefore: result.notBefore }) } : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = reportSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
     if (!parsed.success) return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
@@ -356,7 +356,7 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
       signal,
     });
     if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message } : { kind: 'failed', reason: result.message };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message, ...(result.notBefore === undefined ? {} : { notBefore: result.notBefore }) } : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = triageSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
     if (!parsed.success) return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };

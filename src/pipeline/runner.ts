@@ -16,6 +16,8 @@ export type StartResult =
   | { readonly kind: 'busy'; readonly item: Item }
   | { readonly kind: 'empty' };
 
+const ACTIVE: ReadonlySet<Item['state']> = new Set(['building', 'reviewing', 'fixing']);
+
 /** How long a lease on an item lasts without a heartbeat. @default 60000 */
 export const LEASE_MS = 60_000;
 
@@ -88,6 +90,17 @@ export function createRunner(deps: {
   const busyRepos = () => [...running.values()].map((r) => r.item.repo);
   const hasRoom = (repo?: string) => running.size < maxParallel && (repo === undefined || !busyRepos().includes(repo));
 
+  /** Starts waiting interrupted items (reviews, fixes, stopped builds) while there is room. */
+  function drainPending(): void {
+    for (const id of [...pendingResumes]) {
+      if (abort.signal.aborted || paused() || running.size >= maxParallel) break;
+      const resumed = store.items.get(id);
+      if (resumed && !hasRoom(resumed.repo)) continue; // its repo is busy: it waits for its turn
+      pendingResumes.splice(pendingResumes.indexOf(id), 1);
+      if (resumed && ACTIVE.has(resumed.state)) start(resumed);
+    }
+  }
+
   function start(item: Item): void {
     const itemAbort = new AbortController();
     const signal = AbortSignal.any([abort.signal, itemAbort.signal]);
@@ -103,13 +116,7 @@ export function createRunner(deps: {
         log.warn({ err, itemId: item.id }, 'could not release the lease');
       }
       // The next interrupted review still waiting (items cancelled meanwhile are skipped).
-      for (const id of [...pendingResumes]) {
-        if (abort.signal.aborted || paused() || running.size >= maxParallel) break;
-        const resumed = store.items.get(id);
-        if (resumed && !hasRoom(resumed.repo)) continue; // its repo is busy: it waits for its turn
-        pendingResumes.splice(pendingResumes.indexOf(id), 1);
-        if (resumed && (resumed.state === 'reviewing' || resumed.state === 'fixing')) start(resumed);
-      }
+      drainPending();
       deps.onIdleSlot?.();
     });
   }
@@ -196,15 +203,17 @@ export function createRunner(deps: {
           const wait = (again.notBefore ?? 0) - clock();
           // No room (or its repo is busy), or woken early: try again later.
           if (!hasRoom(again.repo) || wait > 0) {
-            timer = setTimeout(fire, Math.max(wait, hasRoom(again.repo) ? 0 : RETRY_LATER_BASE_MS));
+            // Capped: Node fires a timer longer than ~24.8 days at once.
+            timer = setTimeout(fire, Math.min(RETRY_LATER_MAX_MS, Math.max(wait, hasRoom(again.repo) ? 0 : RETRY_LATER_BASE_MS)));
             timer.unref();
             retryTimers.add(timer);
             return;
           }
           if (again.state === 'reviewing' || again.state === 'fixing') start(again);
-          else if (again.state === 'queued') startItem(again.id);
+          // A queued build goes through the dispatcher (peak hours, budget), when there is one.
+          else if (again.state === 'queued') (deps.onIdleSlot ?? (() => startItem(again.id)))();
         };
-        let timer = setTimeout(fire, delay);
+        let timer = setTimeout(fire, Math.min(delay, RETRY_LATER_MAX_MS));
         timer.unref();
         retryTimers.add(timer);
         return false;
@@ -268,13 +277,23 @@ export function createRunner(deps: {
     resumeWaiting() {
       // After /resume: items stopped in a working state go on from their checkpoints.
       for (const item of store.items.listActive()) {
-        if (running.has(item.id) || pendingResumes.includes(item.id)) continue;
-        if (hasRoom(item.repo)) start(item);
-        else pendingResumes.push(item.id);
+        if (running.has(item.id)) continue;
+        if (!pendingResumes.includes(item.id)) pendingResumes.push(item.id);
+      }
+      drainPending();
+      // Builds that found no room wait in the queue, where the dispatcher and /run find them.
+      for (const id of [...pendingResumes]) {
+        const item = store.items.get(id);
+        if (item?.state === 'building') {
+          pendingResumes.splice(pendingResumes.indexOf(id), 1);
+          store.items.transition(id, 'queued', 'stopped; waiting for its turn');
+        }
       }
     },
     resume(itemId) {
       if (abort.signal.aborted || running.has(itemId)) return;
+      // Paused: the item waits in its state; /resume picks it up.
+      if (paused()) return;
       const item = store.items.get(itemId);
       if (!item || !(item.state === 'reviewing' || item.state === 'fixing')) return;
       if (hasRoom(item.repo)) start(item);

@@ -30,12 +30,24 @@ export function waitText(decision: DispatchDecision, now: number, timeZone: stri
  * `/run` (during peak hours it asks for a confirming tap), `/pause`, `/resume` and `/stop`
  * (aborts the runs in hand within seconds; they keep what they did and wait for /resume).
  */
-export function controlFeature(deps: { store: Store; runner: Runner; dispatcher: Dispatcher; respond: Respond; timeZone: string; now: () => number }) {
+export function controlFeature(deps: {
+  store: Store;
+  runner: Runner;
+  dispatcher: Dispatcher;
+  respond: Respond;
+  timeZone: string;
+  now: () => number;
+  /** Sends a message outside an update's transaction (through the outbox). */
+  say: (chatId: number, html: string, itemId?: number) => void;
+}) {
   const { store, runner, dispatcher, respond } = deps;
   const composer = new Composer<BotContext>();
 
+  // Each command's state change and reply are one transaction with the update's claim; runs are
+  // started or aborted only after it committed, and never for a redelivered update.
   composer.command('run', (ctx) => {
-    respond(ctx, () => {
+    let startNow = false;
+    const fresh = respond(ctx, () => {
       const forced = dispatcher.decide(true);
       const blocked = forced.kind === 'wait' && forced.reason !== 'busy' ? waitText(forced, deps.now(), deps.timeZone) : undefined;
       if (blocked) return { html: blocked };
@@ -48,8 +60,10 @@ export function controlFeature(deps: { store: Store; runner: Runner; dispatcher:
           buttons: [confirm!.token],
         };
       }
-      return startReply(ctx);
+      startNow = true;
+      return undefined;
     });
+    if (fresh && startNow) respondOnce(ctx, startReply(ctx));
   });
 
   composer.command('pause', (ctx) => {
@@ -60,19 +74,30 @@ export function controlFeature(deps: { store: Store; runner: Runner; dispatcher:
   });
 
   composer.command('resume', (ctx) => {
-    respond(ctx, () => ({ html: store.settings.paused() ? 'Building resumed.' : 'Building was not paused.' }));
-    dispatcher.resume();
+    const wasPaused = store.settings.paused();
+    const fresh = respond(ctx, () => {
+      store.settings.setPaused(false);
+      return { html: wasPaused ? 'Building resumed.' : 'Building was not paused.' };
+    });
+    if (fresh) dispatcher.resume();
   });
 
   composer.command('stop', (ctx) => {
-    respond(ctx, () => {
+    const fresh = respond(ctx, () => {
       dispatcher.pause();
-      const stopped = runner.abortRuns();
-      return {
-        html: stopped.length === 0 ? 'Nothing was running. Building is paused; /resume goes on.' : `Stopping ${stopped.map((id) => `#${id}`).join(', ')} now; what they did is kept. Building is paused; /resume continues.`,
-      };
+      return undefined;
+    });
+    if (!fresh) return;
+    const stopped = runner.abortRuns();
+    respondOnce(ctx, {
+      html: stopped.length === 0 ? 'Nothing was running. Building is paused; /resume goes on.' : `Stopping ${stopped.map((id) => `#${id}`).join(', ')} now; what they did is kept. Building is paused; /resume continues.`,
     });
   });
+
+  /** A reply after the update was claimed (the claim's transaction had nothing to say yet). */
+  function respondOnce(ctx: BotContext, reply: { html: string; itemId?: number }): void {
+    deps.say(ctx.chat!.id, reply.html, reply.itemId);
+  }
 
   function startReply(ctx: BotContext) {
     // Checked again at the start itself: a "Run now" tapped hours later meets today's pause and budget.
