@@ -259,12 +259,13 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const stop = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
       log.info({ reason }, 'stopping: finishing the update in hand, keeping unsent messages for the next start');
+      // First, nothing new starts (a run started now would only be aborted a moment later).
+      await dispatcher?.stop();
       // bot.stop() aborts the long poll and confirms the offset of updates already handled;
       // `polling` settles once the update in hand has finished.
       if (bot.isRunning()) await bot.stop().catch((err: unknown) => log.warn({ err }, 'could not confirm the update offset'));
       await polling.catch(() => undefined);
       // The run in hand is aborted at its next safe point and resumes on the next start.
-      await dispatcher?.stop();
       await runner.stop();
       await ticker.stop();
       await drift.stop();

@@ -31,6 +31,7 @@ export interface DispatcherDeps {
 export function createDispatcher(deps: DispatcherDeps) {
   const { store, runner, log } = deps;
   let task: ScheduledTask | undefined;
+  let stopped = false;
 
   /** What starting a run now would be told (forced: a confirmed /run, which ignores peak hours). */
   function decide(forced: boolean): DispatchDecision {
@@ -56,7 +57,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   /** Starts as many queued items as the decision allows. */
   function tick(): void {
-    if (!deps.autoRun) return;
+    if (!deps.autoRun || stopped) return;
     try {
       for (;;) {
         const decision = decide(false);
@@ -88,6 +89,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       tick();
     },
     async stop(): Promise<void> {
+      stopped = true;
       await task?.stop();
     },
   };
