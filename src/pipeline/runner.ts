@@ -101,11 +101,14 @@ export function createRunner(deps: {
     }
   }
 
-  function start(item: Item): void {
+  /** A new lease (and fencing token) for a run: a worker that held the item before is now stale. */
+  const lease = (itemId: number): number => store.items.lease(itemId, workerId, clock() + LEASE_MS);
+
+  /** Starts a run of `item`; `fence` when the caller leased it in the transaction that claimed it. */
+  function start(item: Item, leased?: number): void {
     const itemAbort = new AbortController();
     const signal = AbortSignal.any([abort.signal, itemAbort.signal]);
-    // A new lease (and fencing token) for every run: a worker that held it before is now stale.
-    const fence = store.items.lease(item.id, workerId, clock() + LEASE_MS);
+    const fence = leased ?? lease(item.id);
     const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => run(item, signal, fence));
     running.set(item.id, { item, fence, done, abort: itemAbort });
     void done.finally(() => {
@@ -232,11 +235,12 @@ export function createRunner(deps: {
 
   /** Claims one particular queued item (its retry is due) and starts it. */
   function startItem(itemId: number): void {
+    // The claim and its lease are one transaction: no item is left `building` without a run.
     const claimed = store.transaction(() => {
       const item = store.items.get(itemId);
-      return item?.state === 'queued' ? store.items.transition(item.id, 'building', 'retry') : undefined;
+      return item?.state === 'queued' ? { item: store.items.transition(item.id, 'building', 'retry'), fence: lease(item.id) } : undefined;
     });
-    if (claimed) start(claimed);
+    if (claimed) start(claimed.item, claimed.fence);
   }
 
   function startNext(): StartResult {
@@ -244,13 +248,14 @@ export function createRunner(deps: {
     if (paused()) return { kind: 'paused' };
     const [first] = running.values();
     if (first && running.size >= maxParallel) return { kind: 'busy', item: first.item };
+    // The claim and its lease are one transaction: no item is left `building` without a run.
     const claimed = store.transaction(() => {
       const next = store.items.oldestQueued(busyRepos());
-      return next && store.items.transition(next.id, 'building', 'run started');
+      return next && { item: store.items.transition(next.id, 'building', 'run started'), fence: lease(next.id) };
     });
     if (!claimed) return first ? { kind: 'busy', item: first.item } : { kind: 'empty' };
-    start(claimed);
-    return { kind: 'started', item: claimed };
+    start(claimed.item, claimed.fence);
+    return { kind: 'started', item: claimed.item };
   }
 
   return {
