@@ -1,6 +1,8 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE } from '../../src/main.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fakes/anthropic-server.js';
 import { startFakeGitHub, type FakeGitHub } from '../fakes/github-server.js';
 import { startFakeTelegram, type FakeTelegram, type SentMessage } from '../fakes/telegram-server.js';
@@ -18,6 +20,8 @@ export interface PipelineHarness {
   startBot(overrides?: Record<string, string>): Promise<BotProcess>;
   /** Waits for a message to Alice matching `pattern`. */
   waitForMessage(pattern: RegExp, what?: string): Promise<SentMessage>;
+  /** Reads the bot's database read-only; `fallback` before the database exists. */
+  query<T>(read: (db: Database.Database) => T, fallback: T): T;
   /** Kills every process started and closes the fakes. */
   close(): Promise<void>;
 }
@@ -47,6 +51,16 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
     },
     waitForMessage(pattern, what = String(pattern)) {
       return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 60_000 });
+    },
+    query(read, fallback) {
+      const path = join(dataDir, DATABASE_FILE);
+      if (!existsSync(path)) return fallback;
+      const db = new Database(path, { readonly: true });
+      try {
+        return read(db);
+      } finally {
+        db.close();
+      }
     },
     async close() {
       await Promise.all(procs.splice(0).map((p) => p.kill9()));

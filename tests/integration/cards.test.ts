@@ -65,7 +65,6 @@ afterEach(async () => {
   await harness.close();
 });
 
-const db = () => new Database(join(dataDir, 'nightshift.db'), { readonly: true });
 const itemRow = (id: number) =>
   query((d) => d.prepare('SELECT state, head_sha, merge_commit_sha, branch FROM items WHERE id = ?').get(id) as { state: string; head_sha: string; merge_commit_sha: string | null; branch: string }, undefined)!;
 
@@ -76,15 +75,7 @@ const button = (m: SentMessage, label: RegExp) => {
   return found.callback_data;
 };
 /** Reads the bot's database (read-only); `fallback` before it exists. */
-function query<T>(read: (d: Database.Database) => T, fallback: T): T {
-  if (!existsSync(join(dataDir, 'nightshift.db'))) return fallback;
-  const d = db();
-  try {
-    return read(d);
-  } finally {
-    d.close();
-  }
-}
+const query = <T>(read: (d: Database.Database) => T, fallback: T): T => harness.query(read, fallback);
 /** The review cards sent so far (as they read now), oldest first. */
 const cards = () =>
   query((d) => d.prepare(`SELECT o.telegram_message_id AS id FROM cards c JOIN outbox o ON o.id = c.outbox_id WHERE c.kind = 'review' AND o.telegram_message_id IS NOT NULL ORDER BY c.id`).all() as Array<{ id: number }>, [])

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -74,15 +73,7 @@ afterEach(async () => {
 });
 
 /** Reads the bot's database (read-only); `fallback` before it exists. */
-function query<T>(read: (d: Database.Database) => T, fallback: T): T {
-  if (!existsSync(join(dataDir, DATABASE_FILE))) return fallback;
-  const d = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-  try {
-    return read(d);
-  } finally {
-    d.close();
-  }
-}
+const query = <T>(read: (d: Database.Database) => T, fallback: T): T => harness.query(read, fallback);
 const itemRow = (id: number) =>
   query((d) => d.prepare('SELECT state, lease_owner AS leaseOwner, lease_fence AS fence FROM items WHERE id = ?').get(id) as { state: string; leaseOwner: string | null; fence: number } | undefined, undefined);
 const stateOf = (id: number) => itemRow(id)?.state;

@@ -6,6 +6,7 @@ import type { ItemEvent } from '../../src/pipeline/item-events.js';
 import { createRunner, RETRY_LATER_BASE_MS, RETRY_LATER_MAX_MS, type Runner } from '../../src/pipeline/runner.js';
 import { createDispatcher } from '../../src/scheduler/create-dispatcher.js';
 import type { Item } from '../../src/store/items.js';
+import type { Store } from '../../src/store/open-store.js';
 import { makeNewItem, makeStore } from '../helpers/factories.js';
 
 // The runner on a real store, with stages played by the test: each stage call waits until the
@@ -61,6 +62,11 @@ function setup(opts: { maxParallel?: number } = {}) {
   };
   const kinds = (id: number) => events.filter((e) => e.itemId === id).map((e) => e.event.kind);
   return { store, clock, runner, builds, reviews, events, kinds, leaseOf };
+}
+
+/** A dispatcher over `runner` with no peak hours and roomy budgets. */
+function dispatcherFor(store: Store, runner: Runner, clock: { now: number }, autoRun: boolean) {
+  return createDispatcher({ store, runner, peakHours: [], timeZone: 'UTC', maxParallel: 1, budgets: { dailyUsd: 20, monthlyUsd: 200 }, autoRun, now: () => clock.now, log });
 }
 
 describe('runner', () => {
@@ -148,21 +154,10 @@ describe('runner', () => {
 
   // Regression: `settle` once persisted `not_before` only for a budget stop; a build told "retry
   // later" without one (429, 529, a dropped connection) goes back to `queued` with no backoff, and
-  // the dispatcher's next tick (onIdleSlot, right after the run ends) starts it again at once.
-  // Remove `.fails` once fixed.
+  // the dispatcher's next tick (onIdleSlot, right after the run ends) started it again at once.
   it('keeps a rate-limited build out of the queue for its backoff, so the dispatcher does not start it again at once', async () => {
     const { store, clock, runner, builds } = setup();
-    const dispatcher = createDispatcher({
-      store,
-      runner,
-      peakHours: [],
-      timeZone: 'UTC',
-      maxParallel: 1,
-      budgets: { dailyUsd: 20, monthlyUsd: 200 },
-      autoRun: true,
-      now: () => clock.now,
-      log,
-    });
+    const dispatcher = dispatcherFor(store, runner, clock, true);
     store.items.create(makeNewItem());
     dispatcher.tick();
     await vi.waitFor(() => expect(builds).toHaveLength(1));
@@ -183,17 +178,7 @@ describe('runner', () => {
   // look, so with NIGHTSHIFT_AUTO_RUN=false (or during peak hours) /resume did not continue it.
   it('continues a stopped build on /resume also when nothing dispatches the queue by itself', async () => {
     const { store, clock, runner, builds } = setup();
-    const dispatcher = createDispatcher({
-      store,
-      runner,
-      peakHours: [],
-      timeZone: 'UTC',
-      maxParallel: 1,
-      budgets: { dailyUsd: 20, monthlyUsd: 200 },
-      autoRun: false,
-      now: () => clock.now,
-      log,
-    });
+    const dispatcher = dispatcherFor(store, runner, clock, false);
     store.items.create(makeNewItem());
     runner.startNext();
     await vi.waitFor(() => expect(builds).toHaveLength(1));
