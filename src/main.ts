@@ -146,6 +146,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     store,
     workerId: lockOwner,
     maxParallel: config.schedule.maxParallel,
+    maxAttempts: config.schedule.maxAttempts,
+    queueStartsItself: config.schedule.autoRun,
     now,
     paused: () => store.settings.paused(),
     onIdleSlot: () => dispatcher?.tick(),
@@ -213,6 +215,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     tick: async () => {
       await cardDesk.tick();
       drift.tick();
+      // Reviews whose retry wait is over go on in place; queued builds are the dispatcher's.
+      runner.wakeDue();
       // node-cron wakes the dispatcher every minute; the tick also does, so an item queued off-peak starts soon.
       dispatcher?.tick();
     },

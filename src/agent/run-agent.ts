@@ -26,8 +26,8 @@ export type LimitName = 'turns' | 'wall-clock' | 'stage-budget' | 'item-budget' 
 export type AgentOutcome =
   | { readonly kind: 'done'; readonly finalText: string; readonly turns: number }
   | { readonly kind: 'limit'; readonly limit: LimitName; readonly message: string; readonly turns: number }
-  /** Worth going on later; `notBefore` (epoch ms) when a daily or monthly cap stopped it until its reset. */
-  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number }
+  /** Worth going on later; `notBefore` (epoch ms) when a daily or monthly cap stopped it until its reset; `throttled` after a rate limit or overload. */
+  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number; readonly throttled?: true }
   | { readonly kind: 'failed'; readonly message: string }
   | { readonly kind: 'aborted' };
 

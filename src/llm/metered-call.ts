@@ -204,10 +204,10 @@ export type MeteredOutcome =
   /** A stage or item cap, or a daily or monthly cap that this call alone is dearer than. */
   | { readonly kind: 'limit'; readonly stop: BudgetStop }
   /**
-   * Worth trying again: a transient model error, or a daily or monthly cap (then `notBefore`
-   * is its reset time and the message names the cap and the reset).
+   * Worth trying again: a transient model error (`throttled` for a rate limit or overload), or a
+   * daily or monthly cap (then `notBefore` is its reset time and the message names the cap and the reset).
    */
-  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number }
+  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number; readonly throttled?: true }
   | { readonly kind: 'failed'; readonly message: string };
 
 /** What a metered call needs from the process. */

@@ -15,8 +15,12 @@ import type { ItemNotifier } from './item-events.js';
 /** How a stage ended, as the runner needs to know it. */
 export type StageOutcome =
   | { readonly kind: 'done' }
-  /** `notBefore` (epoch ms): do not retry before then (a daily or monthly budget's reset). */
-  | { readonly kind: 'retry-later'; readonly reason: string; readonly notBefore?: number }
+  /**
+   * Try again later. `notBefore` (epoch ms): not before then (a daily or monthly budget's reset).
+   * `throttled`: a rate limit or overload. Either way no attempt is used; any other retry-later
+   * (a dropped connection, a 5xx) uses one of the item's `NIGHTSHIFT_MAX_ATTEMPTS`.
+   */
+  | { readonly kind: 'retry-later'; readonly reason: string; readonly notBefore?: number; readonly throttled?: true }
   | { readonly kind: 'failed'; readonly reason: string };
 
 /** Files read from the default branch as the repo's own guidelines, in this order. */

@@ -22,9 +22,10 @@ export function classifyStageError(error: unknown): Extract<StageOutcome, { kind
   if (error instanceof RequestError) {
     const message = (error.response?.data as { message?: unknown } | undefined)?.message;
     const detail = `GitHub answered ${error.status}${typeof message === 'string' ? `: ${message}` : ''}`;
-    // Octokit reports a dropped connection or timeout as status 500 without a response.
-    const transient = error.status >= 500 || error.status === 429 || (error.status === 403 && /rate limit/i.test(String(message)));
-    return transient ? { kind: 'retry-later', reason: detail } : { kind: 'failed', reason: detail };
+    // Octokit reports a dropped connection or timeout as status 500 without a response. GitHub
+    // says "rate limit" only in the message of a 403 (its secondary limits), so that is read.
+    if (error.status === 429 || (error.status === 403 && /rate limit/i.test(String(message)))) return { kind: 'retry-later', reason: detail, throttled: true };
+    return error.status >= 500 ? { kind: 'retry-later', reason: detail } : { kind: 'failed', reason: detail };
   }
   if (error instanceof Error && error.name === 'AbortError') return { kind: 'retry-later', reason: 'interrupted' };
   return { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
@@ -68,11 +69,24 @@ export function unfinishedAgentOutcome(outcome: AgentOutcome, what?: string): St
     case 'aborted':
       return { kind: 'retry-later', reason: 'stopped by request' };
     case 'retry-later':
-      // A daily or monthly cap: the item waits for the reset, not for the usual backoff.
-      return outcome.notBefore === undefined ? { kind: 'retry-later', reason: outcome.message } : { kind: 'retry-later', reason: outcome.message, notBefore: outcome.notBefore };
+      return retryLater(outcome);
     case 'failed':
       return { kind: 'failed', reason: what ? `${what} failed: ${outcome.message}` : outcome.message };
     case 'limit':
       return { kind: 'failed', reason: `${prefix}${what ? 'was ' : ''}stopped by the ${LIMIT_LABELS[outcome.limit]} limit: ${outcome.message}` };
   }
+}
+
+/**
+ * A model call's "try again later" as a stage outcome: a daily or monthly cap's reset
+ * (`notBefore`) and a rate limit or overload (`throttled`) carry over, so the runner neither
+ * uses an attempt on them nor retries a budget stop before its reset.
+ */
+export function retryLater(result: { readonly message: string; readonly notBefore?: number; readonly throttled?: true }): Extract<StageOutcome, { kind: 'retry-later' }> {
+  return {
+    kind: 'retry-later',
+    reason: result.message,
+    ...(result.notBefore === undefined ? {} : { notBefore: result.notBefore }),
+    ...(result.throttled ? { throttled: true } : {}),
+  };
 }

@@ -505,6 +505,7 @@ export function createDecisions(deps: DecisionsDeps) {
         const item = store.items.get(Number(button.arg));
         if (!item || item.state !== 'failed' || !store.cards.useButton(button.token)) return { kind: 'gone', item } as const;
         store.items.setNotBefore(item.id, null);
+        store.items.clearAttempts(item.id);
         return { kind: 'queued', item: store.items.transition(item.id, 'queued', 'retried by the user') } as const;
       });
     },

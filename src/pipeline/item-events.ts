@@ -6,7 +6,17 @@ export type ItemEvent =
   | { readonly kind: 'progress'; readonly stage: string; readonly turn: number; readonly maxTurns: number; readonly itemUsd: number }
   | { readonly kind: 'pr-opened'; readonly prUrl: string; readonly prNumber: number; readonly summary: string; readonly itemUsd: number; readonly adopted: boolean }
   | { readonly kind: 'ready'; readonly itemUsd: number }
-  | { readonly kind: 'retry-later'; readonly reason: string; readonly retryInMs: number }
+  /**
+   * The item waits `retryInMs` and is tried again; `attempt` when the wait used one of its
+   * attempts; `waitsForRun` when it is back in the queue and only /run starts the queue.
+   */
+  | {
+      readonly kind: 'retry-later';
+      readonly reason: string;
+      readonly retryInMs: number;
+      readonly attempt?: { readonly n: number; readonly of: number };
+      readonly waitsForRun?: boolean;
+    }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
 

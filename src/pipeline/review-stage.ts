@@ -11,7 +11,7 @@ import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/fi
 import type { Item } from '../store/items.js';
 import type { Workspace } from '../workspace/create-workspace.js';
 import { fenceData, formatLessons, readGuidelines, type StageDeps, type StageOutcome } from './build-stage.js';
-import { guardStage, unfinishedAgentOutcome } from './classify-stage-error.js';
+import { guardStage, retryLater, unfinishedAgentOutcome } from './classify-stage-error.js';
 import { loadAngles, type ReviewAngle } from './review/load-angles.js';
 
 /** Most characters of diff shown to reviewers. @default 150000 */
@@ -295,7 +295,7 @@ async function runReviewers(
       signal,
     }, reservation);
     if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message, ...(result.notBefore === undefined ? {} : { notBefore: result.notBefore }) } : { kind: 'failed', reason: result.message };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? retryLater(result) : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = reportSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
     if (!parsed.success) return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
@@ -356,7 +356,7 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
       signal,
     });
     if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? { kind: 'retry-later', reason: result.message, ...(result.notBefore === undefined ? {} : { notBefore: result.notBefore }) } : { kind: 'failed', reason: result.message };
+    if (result.kind !== 'ok') return result.kind === 'retry-later' ? retryLater(result) : { kind: 'failed', reason: result.message };
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = triageSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
     if (!parsed.success) return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };

@@ -8,6 +8,8 @@ import type { ItemNotifier } from './item-events.js';
 export const RETRY_LATER_BASE_MS = 60_000;
 /** Longest such wait. @default 30 minutes */
 export const RETRY_LATER_MAX_MS = 30 * 60_000;
+/** Attempts of a stage before the item fails, when not configured (`NIGHTSHIFT_MAX_ATTEMPTS`). @default 3 */
+export const DEFAULT_MAX_ATTEMPTS = 3;
 
 /** The answer to /run. */
 export type StartResult =
@@ -33,6 +35,11 @@ export interface Runner {
   resumeInterrupted(): void;
   /** Starts items left in a working state while paused (after /resume). */
   resumeWaiting(): void;
+  /**
+   * Starts the items in a working state whose wait is over (a retry's backoff, a budget's reset)
+   * while there is room; the clock-driven tick calls it. Queued builds are the dispatcher's.
+   */
+  wakeDue(): void;
   /** Runs the review of an item sent back to `reviewing` (its PR head moved): now, or after the run in hand. */
   resume(itemId: number): void;
   /** The item ended outside the runner (/cancel): abort its run if it is the one in hand, and clean up its workspace. */
@@ -44,9 +51,11 @@ export interface Runner {
 }
 
 /**
- * The pipeline runner. A stage's outcome decides the item's next state: `done` moves it on,
- * `retry-later` (rate limits, overload, broken connections) puts it back in the queue without
- * counting against it, `failed` ends in `failed` with the reason told to the user.
+ * The pipeline runner. A stage's outcome decides the item's next state: `done` moves it on;
+ * `retry-later` makes it wait (a build back in the queue, a review in place) for a persisted
+ * `not_before`: a budget's reset, or a backoff that doubles. Rate limits, overload and budget
+ * waits are free; any other retry uses one of `maxAttempts`, and the last one fails the item.
+ * `failed` ends in `failed`. The user is told why, and a failed item gets a Retry button.
  */
 export function createRunner(deps: {
   store: Store;
@@ -54,6 +63,10 @@ export function createRunner(deps: {
   workerId?: string;
   /** Items running at once. @default 1 */
   maxParallel?: number;
+  /** Attempts of a stage before the item fails (rate limits and budget waits do not count). @default 3 */
+  maxAttempts?: number;
+  /** Whether a queued item starts by itself once due (the dispatcher's auto-run); false: it waits for /run. @default true */
+  queueStartsItself?: boolean;
   now?: () => number;
   build: (item: Item, signal: AbortSignal) => Promise<StageOutcome>;
   /** Review → triage → fix; runs on items in `reviewing` or `fixing`. */
@@ -71,10 +84,12 @@ export function createRunner(deps: {
   const clock = deps.now ?? Date.now;
   const workerId = deps.workerId ?? `worker-${process.pid}`;
   const maxParallel = deps.maxParallel ?? 1;
+  const maxAttempts = deps.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const running = new Map<number, { item: Item; fence: number; done: Promise<void>; abort: AbortController }>();
   const abort = new AbortController();
-  const retryTimers = new Set<NodeJS.Timeout>();
-  const retryCounts = new Map<number, number>();
+  // Rate limits in a row per item: they back off like failures but use no attempt, so the count
+  // need not survive a restart (it starts from the shortest wait again).
+  const throttleCounts = new Map<number, number>();
   // Interrupted reviews waiting for a run slot.
   const pendingResumes: number[] = [];
   // The heartbeat: leases of running items are renewed well before they expire.
@@ -162,7 +177,8 @@ export function createRunner(deps: {
     }
     switch (outcome.kind) {
       case 'done': {
-        retryCounts.delete(item.id);
+        throttleCounts.delete(item.id);
+        store.items.clearAttempts(item.id);
         if (stage === 'build') {
           move('reviewing', 'pull request opened');
           ilog.info('item built; reviewing');
@@ -181,48 +197,49 @@ export function createRunner(deps: {
           notifier.notify(store.items.get(item.id)!, { kind: 'stopped' });
           return false;
         }
-        // A budget stop waits for the cap's reset; anything else backs off, doubling each
-        // time. The wait is persisted, so neither a restart nor the dispatcher starts it early.
-        let delay: number;
-        if (outcome.notBefore !== undefined) {
-          delay = Math.max(1000, outcome.notBefore - nowMs);
-        } else {
-          const count = (retryCounts.get(item.id) ?? 0) + 1;
-          retryCounts.set(item.id, count);
-          delay = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (count - 1));
-        }
-        store.transaction(() => {
+        // A budget stop waits for the cap's reset, and a rate limit or overload backs off; neither
+        // uses an attempt. Anything else (a dropped connection, a 5xx) does, and after the last
+        // one the item fails. The wait is persisted, so neither a restart nor the dispatcher
+        // starts it early, and the clock-driven tick (`wakeDue`, the dispatcher) starts it after.
+        const backoff = (n: number) => Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_BASE_MS * 2 ** (n - 1));
+        const next = store.transaction(() => {
+          let delay: number;
+          let attempt: { n: number; of: number } | undefined;
+          if (outcome.notBefore !== undefined) {
+            delay = Math.max(1000, outcome.notBefore - nowMs);
+          } else if (outcome.throttled) {
+            const count = (throttleCounts.get(item.id) ?? 0) + 1;
+            throttleCounts.set(item.id, count);
+            delay = backoff(count);
+          } else {
+            attempt = { n: store.items.addAttempt(item.id), of: maxAttempts };
+            if (attempt.n >= maxAttempts) return { kind: 'failed', item: move('failed', `gave up after ${attempt.n} attempts; the last one: ${outcome.reason}`) } as const;
+            delay = backoff(attempt.n);
+          }
           // A build goes back to the queue; a review keeps its state and is resumed in place.
           if (now === 'building') move('queued', outcome.reason);
           store.items.setNotBefore(item.id, nowMs + delay);
+          return { kind: 'wait', delay, attempt } as const;
         });
-        ilog.warn({ reason: outcome.reason, retryInMs: delay }, 'will retry the item later');
-        notifier.notify(store.items.get(item.id)!, { kind: 'retry-later', reason: outcome.reason, retryInMs: delay });
-        const fire = (): void => {
-          retryTimers.delete(timer);
-          const again = store.items.get(item.id);
-          // Paused, ended, or already started by the dispatcher: nothing to do here.
-          if (!again || paused() || running.has(again.id)) return;
-          const wait = (again.notBefore ?? 0) - clock();
-          // No room (or its repo is busy), or woken early: try again later.
-          if (!hasRoom(again.repo) || wait > 0) {
-            // Capped: Node fires a timer longer than ~24.8 days at once.
-            timer = setTimeout(fire, Math.min(RETRY_LATER_MAX_MS, Math.max(wait, hasRoom(again.repo) ? 0 : RETRY_LATER_BASE_MS)));
-            timer.unref();
-            retryTimers.add(timer);
-            return;
-          }
-          if (again.state === 'reviewing' || again.state === 'fixing') start(again);
-          // A queued build goes through the dispatcher (peak hours, budget), when there is one.
-          else if (again.state === 'queued') (deps.onIdleSlot ?? (() => startItem(again.id)))();
-        };
-        let timer = setTimeout(fire, Math.min(delay, RETRY_LATER_MAX_MS));
-        timer.unref();
-        retryTimers.add(timer);
+        if (next.kind === 'failed') {
+          throttleCounts.delete(item.id);
+          ilog.warn({ reason: next.item.stateReason }, 'item failed: no attempts left');
+          notifier.notify(next.item, { kind: 'failed', reason: next.item.stateReason ?? outcome.reason, itemUsd: store.ledger.itemUsd(item.id) });
+          return false;
+        }
+        ilog.warn({ reason: outcome.reason, retryInMs: next.delay, attempt: next.attempt }, 'will retry the item later');
+        notifier.notify(store.items.get(item.id)!, {
+          kind: 'retry-later',
+          reason: outcome.reason,
+          retryInMs: next.delay,
+          ...(next.attempt ? { attempt: next.attempt } : {}),
+          // A build back in the queue waits for /run when nothing dispatches the queue by itself.
+          ...(now === 'building' && deps.queueStartsItself === false ? { waitsForRun: true } : {}),
+        });
         return false;
       }
       case 'failed': {
-        retryCounts.delete(item.id);
+        throttleCounts.delete(item.id);
         const failed = move('failed', outcome.reason);
         ilog.warn({ reason: outcome.reason }, 'item failed');
         notifier.notify(failed, { kind: 'failed', reason: outcome.reason, itemUsd: store.ledger.itemUsd(item.id) });
@@ -232,16 +249,6 @@ export function createRunner(deps: {
   }
 
   const paused = () => deps.paused?.() ?? false;
-
-  /** Claims one particular queued item (its retry is due) and starts it. */
-  function startItem(itemId: number): void {
-    // The claim and its lease are one transaction: no item is left `building` without a run.
-    const claimed = store.transaction(() => {
-      const item = store.items.get(itemId);
-      return item?.state === 'queued' ? { item: store.items.transition(item.id, 'building', 'retry'), fence: lease(item.id) } : undefined;
-    });
-    if (claimed) start(claimed.item, claimed.fence);
-  }
 
   function startNext(): StartResult {
     if (abort.signal.aborted) return { kind: 'empty' };
@@ -272,6 +279,11 @@ export function createRunner(deps: {
       // Paused (/pause or /stop before the restart): they wait for /resume.
       if (paused()) return;
       for (const item of store.items.listActive()) {
+        if ((item.notBefore ?? 0) > clock()) {
+          // Waiting out a backoff or a budget's reset: a build waits in the queue, a review in place.
+          if (item.state === 'building') store.items.transition(item.id, 'queued', 'interrupted; waiting for its retry');
+          continue;
+        }
         if (hasRoom(item.repo)) {
           log.info({ itemId: item.id }, 'resuming an item interrupted by a restart');
           start(item);
@@ -295,6 +307,15 @@ export function createRunner(deps: {
         }
       }
     },
+    wakeDue() {
+      if (abort.signal.aborted || paused()) return;
+      const at = clock();
+      for (const item of store.items.listActive()) {
+        if (running.has(item.id) || pendingResumes.includes(item.id) || (item.notBefore ?? 0) > at) continue;
+        pendingResumes.push(item.id);
+      }
+      drainPending();
+    },
     resume(itemId) {
       if (abort.signal.aborted || running.has(itemId)) return;
       // Paused: the item waits in its state; /resume picks it up.
@@ -312,7 +333,6 @@ export function createRunner(deps: {
     async stop() {
       abort.abort();
       clearInterval(heartbeat);
-      for (const timer of retryTimers) clearTimeout(timer);
       await Promise.all([...running.values()].map((r) => r.done));
     },
     async idle() {

@@ -39,6 +39,8 @@ export interface Item {
   readonly parentItemId: number | null;
   /** Not to start before (a retry's backoff, a budget's reset), ms epoch. */
   readonly notBefore: number | null;
+  /** Failed attempts of its current stage (rate limits and budget waits do not count). */
+  readonly attempts: number;
 }
 
 /** What a new item needs. */
@@ -75,6 +77,7 @@ const itemRow = z.object({
   merge_commit_sha: z.string().nullable(),
   parent_item_id: z.number().nullable(),
   not_before: z.number().nullable(),
+  attempts: z.number().int().nonnegative(),
 });
 
 function toItem(row: unknown): Item {
@@ -99,6 +102,7 @@ function toItem(row: unknown): Item {
     mergeCommitSha: r.merge_commit_sha,
     parentItemId: r.parent_item_id,
     notBefore: r.not_before,
+    attempts: r.attempts,
   };
 }
 
@@ -136,6 +140,8 @@ export function createItemStore(db: Database, now: () => number) {
   const unlease = db.prepare('UPDATE items SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_fence = ?');
   const fenceOf = db.prepare('SELECT lease_fence AS fence FROM items WHERE id = ?');
   const setNotBefore = db.prepare('UPDATE items SET not_before = ?, updated_at = ? WHERE id = ?');
+  const addAttempt = db.prepare('UPDATE items SET attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING attempts');
+  const clearAttempts = db.prepare('UPDATE items SET attempts = 0 WHERE id = ? AND attempts <> 0');
   const setWake = db.prepare('UPDATE items SET wake_at = ?, updated_at = ? WHERE id = ?');
   const dueDeferred = db.prepare(`SELECT * FROM items WHERE state = 'deferred' AND wake_at <= ? ORDER BY wake_at, id`);
   const setMerged = db.prepare('UPDATE items SET merge_commit_sha = ?, updated_at = ? WHERE id = ?');
@@ -253,6 +259,16 @@ export function createItemStore(db: Database, now: () => number) {
     /** Keeps the item from starting before `at` (a retry's backoff, a budget reset); null clears it. */
     setNotBefore(id: number, at: number | null): void {
       setNotBefore.run(at, now(), id);
+    },
+
+    /** Counts one more failed attempt of the item's current stage; returns the count. */
+    addAttempt(id: number): number {
+      return (addAttempt.get(now(), id) as { attempts: number }).attempts;
+    },
+
+    /** Forgets the failed attempts (its stage succeeded, or the user asked for a retry). */
+    clearAttempts(id: number): void {
+      clearAttempts.run(id);
     },
 
     /** Records the item's branch. */

@@ -24,8 +24,12 @@ export function itemEventText(item: Item, event: ItemEvent): string {
       );
     case 'ready':
       return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)} · the card follows`;
-    case 'retry-later':
-      return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
+    case 'retry-later': {
+      const wait = `${Math.max(1, Math.round(event.retryInMs / 60_000))} min`;
+      const attempt = event.attempt ? ` (attempt ${event.attempt.n + 1} of ${event.attempt.of} next)` : '';
+      const when = event.waitsForRun ? `Back in the queue: /run starts it again after ${wait}${attempt}` : `Trying again in ${wait}${attempt}`;
+      return `⏳ <b>${head}</b>\nInterrupted: ${escapeHtml(event.reason)}. ${when}; nothing done so far is lost.`;
+    }
     case 'stopped':
       return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':

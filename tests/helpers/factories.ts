@@ -46,6 +46,7 @@ export function makeItem(overrides: Partial<Item> = {}): Item {
     mergeCommitSha: null,
     parentItemId: null,
     notBefore: null,
+    attempts: 0,
     ...overrides,
   };
 }

@@ -28,7 +28,7 @@ afterEach(async () => {
   await Promise.all(runners.splice(0).map((r) => r.stop()));
 });
 
-function setup(opts: { maxParallel?: number } = {}) {
+function setup(opts: { maxParallel?: number; maxAttempts?: number } = {}) {
   const { store, clock, path } = makeStore();
   const builds: StageCall[] = [];
   const reviews: StageCall[] = [];
@@ -43,6 +43,7 @@ function setup(opts: { maxParallel?: number } = {}) {
     store,
     workerId: WORKER,
     ...(opts.maxParallel === undefined ? {} : { maxParallel: opts.maxParallel }),
+    ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
     now: () => clock.now,
     build: stage(builds),
     review: stage(reviews),
@@ -187,5 +188,160 @@ describe('runner', () => {
     await runner.idle();
     dispatcher.resume();
     await vi.waitFor(() => expect(builds).toHaveLength(2));
+  });
+
+  it('uses an attempt per transient failure, backs off doubling, and fails the item after the last one', async () => {
+    const { store, clock, runner, builds, events } = setup({ maxAttempts: 3 });
+    const dispatcher = dispatcherFor(store, runner, clock, true);
+    const item = store.items.create(makeNewItem());
+    const waits: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      dispatcher.tick();
+      await vi.waitFor(() => expect(builds).toHaveLength(attempt));
+      builds[attempt - 1]!.finish({ kind: 'retry-later', reason: 'connection to Anthropic failed' });
+      await runner.idle();
+      if (attempt < 3) {
+        const waiting = store.items.get(item.id)!;
+        expect(waiting).toMatchObject({ state: 'queued', attempts: attempt });
+        waits.push(waiting.notBefore! - clock.now);
+        expect(events.at(-1)!.event).toMatchObject({ kind: 'retry-later', attempt: { n: attempt, of: 3 } });
+        // Not a moment before its wait is over.
+        clock.now = waiting.notBefore! - 1;
+        dispatcher.tick();
+        expect(runner.runningCount()).toBe(0);
+        clock.now += 1;
+      }
+    }
+    expect(waits).toEqual([RETRY_LATER_BASE_MS, 2 * RETRY_LATER_BASE_MS]);
+    expect(store.items.get(item.id)).toMatchObject({ state: 'failed', attempts: 3, stateReason: 'gave up after 3 attempts; the last one: connection to Anthropic failed' });
+    expect(events.at(-1)!.event).toMatchObject({ kind: 'failed', reason: 'gave up after 3 attempts; the last one: connection to Anthropic failed' });
+    dispatcher.tick();
+    expect(builds).toHaveLength(3);
+  });
+
+  it('reschedules rate limits, overload and budget waits without using an attempt', async () => {
+    const { store, clock, runner, builds } = setup({ maxAttempts: 2 });
+    const dispatcher = dispatcherFor(store, runner, clock, true);
+    const item = store.items.create(makeNewItem());
+    const outcomes: StageOutcome[] = [
+      { kind: 'retry-later', reason: 'Anthropic rate limit (429)', throttled: true },
+      { kind: 'retry-later', reason: 'Anthropic is overloaded (529)', throttled: true },
+      { kind: 'retry-later', reason: 'GitHub answered 403: secondary rate limit', throttled: true },
+      { kind: 'retry-later', reason: "today's budget is spent", notBefore: clock.now + 60 * 60_000 },
+    ];
+    for (const [i, outcome] of outcomes.entries()) {
+      dispatcher.tick();
+      await vi.waitFor(() => expect(builds).toHaveLength(i + 1));
+      builds[i]!.finish(outcome);
+      await runner.idle();
+      expect(store.items.get(item.id)).toMatchObject({ state: 'queued', attempts: 0 });
+      clock.now = store.items.get(item.id)!.notBefore!;
+    }
+    // Throttled waits double like failures do.
+    dispatcher.tick();
+    await vi.waitFor(() => expect(builds).toHaveLength(5));
+    builds[4]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(store.items.get(item.id)!.state).toBe('reviewing'));
+  });
+
+  it('forgets the failed attempts once a stage succeeds', async () => {
+    const { store, clock, runner, builds, reviews } = setup({ maxAttempts: 2 });
+    const item = store.items.create(makeNewItem());
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    builds[0]!.finish({ kind: 'retry-later', reason: 'GitHub answered 502' });
+    await runner.idle();
+    expect(store.items.get(item.id)!.attempts).toBe(1);
+    clock.now = store.items.get(item.id)!.notBefore!;
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(2));
+    builds[1]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(reviews).toHaveLength(1));
+    expect(store.items.get(item.id)!.attempts).toBe(0);
+    // The review has its own two attempts.
+    reviews[0]!.finish({ kind: 'retry-later', reason: 'connection to Anthropic failed' });
+    await runner.idle();
+    expect(store.items.get(item.id)).toMatchObject({ state: 'reviewing', attempts: 1 });
+  });
+
+  it('resumes a review in place once its wait is over on the injected clock, without timers', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { store, clock, runner, builds, reviews, events } = setup();
+    const item = store.items.create(makeNewItem());
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    builds[0]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(reviews).toHaveLength(1));
+    reviews[0]!.finish({ kind: 'retry-later', reason: 'Anthropic server error (500)' });
+    await runner.idle();
+    expect(store.items.get(item.id)!.state).toBe('reviewing');
+    expect(events.at(-1)!.event).toEqual({ kind: 'retry-later', reason: 'Anthropic server error (500)', retryInMs: RETRY_LATER_BASE_MS, attempt: { n: 1, of: 3 } });
+    expect(vi.getTimerCount()).toBe(0);
+
+    runner.wakeDue();
+    expect(runner.runningCount()).toBe(0);
+    clock.now += RETRY_LATER_BASE_MS;
+    runner.wakeDue();
+    expect(runner.runningCount()).toBe(1);
+    await vi.waitFor(() => expect(reviews).toHaveLength(2));
+    expect(reviews[1]!.item.id).toBe(item.id);
+    // A second wake while it runs starts nothing more.
+    runner.wakeDue();
+    expect(runner.runningCount()).toBe(1);
+  });
+
+  it('after a restart, leaves an item that waits for its retry alone until its wait is over', async () => {
+    const { store, clock, runner, builds, reviews } = setup();
+    const item = store.items.create(makeNewItem());
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    builds[0]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(reviews).toHaveLength(1));
+    reviews[0]!.finish({ kind: 'retry-later', reason: "today's budget is spent", notBefore: clock.now + 60 * 60_000 });
+    await runner.idle();
+    await runner.stop();
+
+    // The next process on the same store.
+    const after: StageCall[] = [];
+    const restarted = createRunner({
+      store,
+      workerId: 'worker-next',
+      now: () => clock.now,
+      build: async () => ({ kind: 'done' }),
+      review: (it, signal) => new Promise<StageOutcome>((resolve) => after.push({ item: it, signal, finish: resolve })),
+      notifier: { notify: () => undefined },
+      cleanup: async () => undefined,
+      log,
+    });
+    runners.push(restarted);
+    restarted.resumeInterrupted();
+    expect(restarted.runningCount()).toBe(0);
+    clock.now += 60 * 60_000;
+    restarted.wakeDue();
+    await vi.waitFor(() => expect(after).toHaveLength(1));
+    expect(after[0]!.item.id).toBe(item.id);
+    after[0]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(store.items.get(item.id)!.state).toBe('ready'));
+  });
+
+  it('tells the user that a build back in the queue waits for /run when nothing dispatches by itself', async () => {
+    const { store, clock, builds, events } = setup();
+    const manual = createRunner({
+      store,
+      now: () => clock.now,
+      queueStartsItself: false,
+      build: (item, signal) => new Promise<StageOutcome>((resolve) => builds.push({ item, signal, finish: resolve })),
+      review: async () => ({ kind: 'done' }),
+      notifier: { notify: (item, event) => void events.push({ itemId: item.id, event }) },
+      cleanup: async () => undefined,
+      log,
+    });
+    runners.push(manual);
+    store.items.create(makeNewItem());
+    manual.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    builds[0]!.finish({ kind: 'retry-later', reason: 'git push failed: connection reset' });
+    await manual.idle();
+    expect(events.at(-1)!.event).toMatchObject({ kind: 'retry-later', waitsForRun: true, attempt: { n: 1, of: 3 } });
   });
 });

@@ -8,7 +8,8 @@ import { ALICE, MALLORY } from '../helpers/bot-process.js';
 import { makeStore } from '../helpers/factories.js';
 
 let fake: FakeTelegram | undefined;
-const idleRunner: Runner = { startNext: () => ({ kind: 'empty' }), resumeInterrupted: () => undefined, resume: () => undefined, resumeWaiting: () => undefined, runningCount: () => 0, abortRuns: () => [], itemEnded: () => undefined, stop: async () => undefined, idle: async () => undefined };
+const idleRunner: Runner = { startNext: () => ({ kind: 'empty' }), resumeInterrupted: () => undefined, resume: () => undefined, resumeWaiting: () => undefined, wakeDue: () => undefined,
+  runningCount: () => 0, abortRuns: () => [], itemEnded: () => undefined, stop: async () => undefined, idle: async () => undefined };
 afterEach(async () => fake?.close());
 
 /** A bot on the fake Bot API with a fresh store; `overrides` replace its collaborators. */
