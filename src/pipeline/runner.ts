@@ -221,6 +221,15 @@ export function createRunner(deps: {
         retryTimers.add(timer);
         return false;
       }
+      case 'waiting': {
+        // A batch works for the item: it keeps its state, frees its slot and its repo, and is
+        // no failed attempt. Whoever receives the results resumes it (`resume`), also after a
+        // restart; `until` is persisted so nothing starts it early by the clock alone.
+        store.items.setNotBefore(item.id, outcome.until);
+        ilog.info({ reason: outcome.reason, until: outcome.until }, 'waiting for work handed off');
+        notifier.notify(store.items.get(item.id)!, { kind: 'waiting', reason: outcome.reason, until: outcome.until });
+        return false;
+      }
       case 'failed': {
         retryCounts.delete(item.id);
         const failed = move('failed', outcome.reason);

@@ -26,6 +26,8 @@ export function itemEventText(item: Item, event: ItemEvent): string {
       return `👀 <b>${head}</b>\nReviewed and ready for you` + (item.prUrl ? `: <a href="${escapeHtml(item.prUrl)}">PR #${item.prNumber}</a>` : '') + ` · $${event.itemUsd.toFixed(2)} · the card follows`;
     case 'retry-later':
       return `⏸ <b>${head}</b>\nPaused: ${escapeHtml(event.reason)}. Trying again in ${Math.max(1, Math.round(event.retryInMs / 60_000))} min; nothing done so far is lost.`;
+    case 'waiting':
+      return `⏳ <b>${head}</b>\n${escapeHtml(event.reason)}`;
     case 'stopped':
       return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':
@@ -80,8 +82,9 @@ export function createItemNotifier(deps: {
     notify(item, event) {
       try {
         const text = itemEventText(item, event);
-        if (event.kind === 'started' || event.kind === 'progress') {
-          progress(item, text, event.kind === 'started');
+        if (event.kind === 'started' || event.kind === 'progress' || event.kind === 'waiting') {
+          // Waiting is where the run stands, not news: it edits the progress message too.
+          progress(item, text, event.kind !== 'progress');
           return;
         }
         if (event.kind === 'ready') {
