@@ -82,4 +82,23 @@ describe('runner: a waiting stage', () => {
     await runner.idle();
     expect(store.items.get(item.id)?.state).toBe('ready');
   });
+
+  it('while stopped (/stop), a batch that ended does not start the item; /resume does', async () => {
+    const { store, clock, runner, reviews } = setup();
+    const item = store.items.create(makeNewItem({ state: 'reviewing' }));
+    runner.resume(item.id);
+    await vi.waitFor(() => expect(reviews).toHaveLength(1));
+    reviews[0]!.finish({ kind: 'waiting', reason: 'batch', until: clock.now + 1000 });
+    await runner.idle();
+    store.settings.setPaused(true);
+    runner.resume(item.id);
+    await runner.idle();
+    expect(reviews).toHaveLength(1);
+    store.settings.setPaused(false);
+    runner.resumeWaiting();
+    await vi.waitFor(() => expect(reviews).toHaveLength(2));
+    reviews[1]!.finish({ kind: 'done' });
+    await runner.idle();
+    expect(store.items.get(item.id)?.state).toBe('ready');
+  });
 });
