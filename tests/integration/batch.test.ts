@@ -62,7 +62,7 @@ describe('batch economy, end to end', () => {
     await anthropic.waitFor(() => storedBatches().some((b) => b.id === reviewersId), { what: 'the batch to be persisted' });
     await first.waitForLine(/waiting for work handed off/);
     // The item's progress message says what it waits for.
-    await telegram.waitFor(() => telegram.sent(ALICE.id).some((m) => [m.text, ...m.edits.map((e) => e.text)].some((t) => /submitted as a batch \(half price\); results within 24 h/.test(t))), { what: 'the waiting line' });
+    await telegram.waitFor(() => telegram.sent(ALICE.id).some((m) => [m.text, ...m.edits.map((e) => e.text)].some((t) => t !== undefined && /submitted as a batch \(half price\); results within 24 h/.test(t))), { what: 'the waiting line' });
     expect(harness.query((db) => db.prepare('SELECT state, not_before FROM items WHERE id = 1').get(), undefined)).toMatchObject({ state: 'reviewing', not_before: expect.any(Number) });
     await first.kill9();
 
