@@ -64,6 +64,8 @@ export interface Config {
   };
   /** `batch`: review and triage calls go through the Message Batches API (half price, slower). @default standard */
   readonly economy: 'standard' | 'batch';
+  /** How often each pending Message Batch is polled, in ms (`NIGHTSHIFT_BATCH_POLL_SECONDS`). @default 60000 */
+  readonly batchPollMs: number;
   /** The human's hourly rate, to price decision time in cost reports; unset: not priced. */
   readonly hourlyRateUsd?: number;
   /** How agent commands run. */
@@ -266,6 +268,7 @@ const schema = z.object({
   NIGHTSHIFT_BUDGET_MONTHLY_USD: positiveNumber('dollars per local month, all items').default(200),
   NIGHTSHIFT_CONFIRM_ABOVE_USD: nonNegativeNumber('items estimated above this many dollars wait for an OK').default(5),
   NIGHTSHIFT_ECONOMY: z.enum(['standard', 'batch'], { error: 'must be standard or batch' }).default('standard'),
+  NIGHTSHIFT_BATCH_POLL_SECONDS: positiveInt('seconds between two polls of a pending batch').refine((n) => n <= 3600, { error: 'must be at most 3600 (an hour)' }).default(60),
   NIGHTSHIFT_HOURLY_RATE: positiveNumber('your hourly rate in dollars, for cost reports').optional(),
   NIGHTSHIFT_SANDBOX: z.enum(['auto', 'always', 'never'], { error: 'must be auto, always or never' }).default('auto'),
   NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS: positiveInt('seconds per agent command').default(600),
@@ -358,6 +361,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     schedule: { peakHours: v.NIGHTSHIFT_PEAK_HOURS, maxParallel: v.NIGHTSHIFT_MAX_PARALLEL, maxAttempts: v.NIGHTSHIFT_MAX_ATTEMPTS, autoRun: v.NIGHTSHIFT_AUTO_RUN },
     budgets: { dailyUsd: v.NIGHTSHIFT_BUDGET_DAILY_USD, monthlyUsd: v.NIGHTSHIFT_BUDGET_MONTHLY_USD, confirmAboveUsd: v.NIGHTSHIFT_CONFIRM_ABOVE_USD },
     economy: v.NIGHTSHIFT_ECONOMY,
+    batchPollMs: v.NIGHTSHIFT_BATCH_POLL_SECONDS * 1000,
     ...(v.NIGHTSHIFT_HOURLY_RATE === undefined ? {} : { hourlyRateUsd: v.NIGHTSHIFT_HOURLY_RATE }),
     sandbox: {
       mode: v.NIGHTSHIFT_SANDBOX,

@@ -10,8 +10,10 @@ import { createRedactor } from './domain/redact.js';
 import { createLogger, type Logger } from './log/create-logger.js';
 import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
+import { createBatchClient } from './llm/batch-client.js';
 import { createPeriodBudget } from './llm/metered-call.js';
 import { createBacklog } from './pipeline/backlog.js';
+import { createBatchPoller } from './pipeline/batch-poller.js';
 import { collectCardFacts } from './pipeline/card-facts.js';
 import { createDecisions } from './pipeline/decisions.js';
 import { runDriftCheckpoint } from './pipeline/drift-checkpoint.js';
@@ -121,6 +123,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const workspace = createWorkspace({ dataDir: config.dataDir, serverUrl: config.github.serverUrl, token: config.github.token, log: log.child({ component: 'workspace' }) });
   const github = createGitHub({ token: config.github.token, baseUrl: config.github.apiUrl, log: log.child({ component: 'github' }), redact });
   const model = createAnthropicClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
+  const batchClient = createBatchClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
   // One per process: its in-flight reservation is shared by every run, so parallel runs cannot cross a cap together.
   const period = createPeriodBudget(config.budgets, config.timezone, now);
   const stageDeps: StageDeps = {
@@ -140,6 +143,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     models: { review: config.models.review, fix: config.models.build },
     review: config.review,
     fixLimits: config.build,
+    ...(config.economy === 'batch' ? { batches: batchClient } : {}),
   };
   let dispatcher: Dispatcher | undefined;
   const runner = createRunner({
@@ -157,6 +161,11 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     cleanup: (itemId) => workspace.remove(itemId).catch((err: unknown) => log.warn({ err, itemId }, 'could not remove the worktree')),
     log: log.child({ component: 'runner' }),
   });
+  // Polls whatever batches are pending, whatever the economy now: they were paid for. Its own
+  // ticker, so NIGHTSHIFT_BATCH_POLL_SECONDS alone sets the pace, and a slow results download
+  // never holds up cards and deferrals.
+  const batchPoller = createBatchPoller({ store, client: batchClient, prices: config.prices, resume: (itemId) => runner.resume(itemId), log: log.child({ component: 'batches' }) });
+  const batchTicker = createTicker({ tick: () => batchPoller.tick(), intervalMs: config.batchPollMs, log: log.child({ component: 'batches' }) });
   dispatcher = createDispatcher({
     store,
     runner,
@@ -272,6 +281,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       // The run in hand is aborted at its next safe point and resumes on the next start.
       await runner.stop();
       await ticker.stop();
+      await batchTicker.stop();
       await drift.stop();
       await sender.stop();
       clearInterval(pruneTimer);
@@ -291,6 +301,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     .finally(() => {
       if (stopping) return;
       ticker.start();
+      batchTicker.start();
       dispatcher?.start();
     });
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not

@@ -112,6 +112,7 @@ describe('loadConfig', () => {
     expect(config.schedule.peakHours).toEqual([{ days: new Set([0, 1, 2, 3, 4, 5, 6]), start: { hour: 14, minute: 0 }, end: { hour: 22, minute: 0 } }]);
     expect(config.budgets).toEqual({ dailyUsd: 20, monthlyUsd: 200, confirmAboveUsd: 5 });
     expect(config.economy).toBe('standard');
+    expect(config.batchPollMs).toBe(60_000);
     expect(config.hourlyRateUsd).toBeUndefined();
     expect(config.itemBudgetUsd).toBe(15);
   });
@@ -126,12 +127,14 @@ describe('loadConfig', () => {
         NIGHTSHIFT_BUDGET_MONTHLY_USD: '7.5',
         NIGHTSHIFT_CONFIRM_ABOVE_USD: '0',
         NIGHTSHIFT_ECONOMY: 'batch',
+        NIGHTSHIFT_BATCH_POLL_SECONDS: '5',
         NIGHTSHIFT_HOURLY_RATE: '80',
       }),
     );
     expect(config.schedule).toEqual({ peakHours: [{ days: new Set([1, 2, 3, 4, 5]), start: { hour: 9, minute: 0 }, end: { hour: 18, minute: 0 } }], maxParallel: 2, maxAttempts: 5, autoRun: true });
     expect(config.budgets).toEqual({ dailyUsd: 7.5, monthlyUsd: 7.5, confirmAboveUsd: 0 });
     expect(config.economy).toBe('batch');
+    expect(config.batchPollMs).toBe(5000);
     expect(config.hourlyRateUsd).toBe(80);
     expect(loadConfig(validEnv({ NIGHTSHIFT_PEAK_HOURS: 'none' })).schedule.peakHours).toEqual([]);
   });
@@ -152,6 +155,8 @@ describe('loadConfig', () => {
     ['NIGHTSHIFT_CONFIRM_ABOVE_USD', '-5', /0 or more/],
     ['NIGHTSHIFT_CONFIRM_ABOVE_USD', 'five', /0 or more/],
     ['NIGHTSHIFT_ECONOMY', 'cheap', /standard or batch/],
+    ['NIGHTSHIFT_BATCH_POLL_SECONDS', '0', /positive whole number/],
+    ['NIGHTSHIFT_BATCH_POLL_SECONDS', '3601', /at most 3600/],
     ['NIGHTSHIFT_HOURLY_RATE', '0', /more than 0/],
     ['NIGHTSHIFT_HOURLY_RATE', '80/h', /positive number/],
   ])('refuses %s=%s, naming the variable', (variable, value, problem) => {

@@ -1,6 +1,10 @@
 import Anthropic from '@anthropic-ai/sdk';
-import type { ModelResponse } from './model-client.js';
+import { z } from 'zod';
+import type { ModelRequest, ModelResponse } from './model-client.js';
 import { toTokenUsage } from './model-client.js';
+
+/** A batch ends within this long of its creation; requests not processed by then expire. @default 24 hours */
+export const BATCH_EXPIRY_MS = 24 * 60 * 60_000;
 
 /** Request parameters of one batched call: a non-streaming Messages request. */
 export type BatchParams = Anthropic.Messages.MessageCreateParamsNonStreaming;
@@ -78,6 +82,53 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
       return { kind: 'ended', results };
     },
   };
+}
+
+/** The batch request of a model request: the same parameters the streaming client sends, without streaming. */
+export function toBatchParams(request: Omit<ModelRequest, 'signal'>): BatchParams {
+  return {
+    model: request.model,
+    max_tokens: request.maxTokens,
+    system: [...request.system],
+    tools: [...request.tools],
+    messages: [...request.messages],
+    ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
+  };
+}
+
+/** Whether `poll` failed because the API does not know the batch (a wrong key, or archived): polling again will not help. */
+export function isUnknownBatch(error: unknown): boolean {
+  return error instanceof Anthropic.NotFoundError;
+}
+
+const usageShape = z.object({
+  inputTokens: z.number(),
+  cacheWrite5mTokens: z.number(),
+  cacheWrite1hTokens: z.number(),
+  cacheReadTokens: z.number(),
+  outputTokens: z.number(),
+});
+const storedResult = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('succeeded'),
+    response: z.object({
+      model: z.string(),
+      // The API's content blocks, as the SDK typed them when they arrived.
+      content: z.array(z.looseObject({ type: z.string() })),
+      stopReason: z.string().nullable(),
+      usage: usageShape,
+      requestId: z.string().optional(),
+    }),
+  }),
+  z.object({ kind: z.literal('errored'), errorType: z.string(), message: z.string() }),
+  z.object({ kind: z.literal('expired') }),
+  z.object({ kind: z.literal('canceled') }),
+]);
+
+/** A result read back from storage (it was a {@link BatchItemResult} when stored); undefined if it is not one. */
+export function parseStoredResult(value: unknown): BatchItemResult | undefined {
+  const parsed = storedResult.safeParse(value);
+  return parsed.success ? (parsed.data as BatchItemResult) : undefined;
 }
 
 function toItemResult(result: Anthropic.Messages.MessageBatchResult): BatchItemResult {

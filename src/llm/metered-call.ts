@@ -1,5 +1,5 @@
 import { dayStart, monthStart, nextDayStart, nextMonthStart } from '../domain/peak-hours.js';
-import { costUsd, estimateInputTokens, priceFor, worstCaseCostUsd, type ModelPrice } from '../domain/pricing.js';
+import { BATCH_MULTIPLIER, costUsd, estimateInputTokens, priceFor, worstCaseCostUsd, type ModelPrice } from '../domain/pricing.js';
 import { zonedParts } from '../domain/zoned-time.js';
 import type { Store } from '../store/open-store.js';
 import { classifyModelError } from './classify-model-error.js';
@@ -88,9 +88,13 @@ export function isPeriodStop(stop: BudgetStop): stop is PeriodBudgetStop {
   return stop.limit === 'daily-budget' || stop.limit === 'monthly-budget';
 }
 
-/** The dearest a call of this request could be: all input at the dearest rate, the full max_tokens of output. */
-export function callWorstCaseUsd(request: Omit<ModelRequest, 'signal'>, price: ModelPrice): number {
-  return worstCaseCostUsd(estimateInputTokens(request), request.maxTokens, price);
+/**
+ * The dearest a call of this request could be: all input at the dearest rate, the full
+ * max_tokens of output; with `batch`, at the Message Batches price.
+ */
+export function callWorstCaseUsd(request: Omit<ModelRequest, 'signal'>, price: ModelPrice, options: { readonly batch?: boolean } = {}): number {
+  const worst = worstCaseCostUsd(estimateInputTokens(request), request.maxTokens, price);
+  return options.batch ? worst * BATCH_MULTIPLIER : worst;
 }
 
 /**
@@ -112,13 +116,15 @@ export function checkBudget(
   return checkWorstCase(store, budget, callWorstCaseUsd(request, price), inFlightUsd, period);
 }
 
+// Spend counts what the ledger holds, the worst cases reserved by pending batches (persisted,
+// so they hold across restarts until their results are recorded), and the calls in flight.
 function checkWorstCase(store: Store, budget: CallBudget, worst: number, inFlightUsd: number, period: PeriodBudget | undefined): BudgetStop | undefined {
-  const stageUsd = (budget.itemId === null ? 0 : store.ledger.stageUsd(budget.itemId, budget.stage)) + inFlightUsd;
+  const stageUsd = (budget.itemId === null ? 0 : store.ledger.stageUsd(budget.itemId, budget.stage) + store.batches.reservedUsd(budget.itemId, budget.stage)) + inFlightUsd;
   if (stageUsd + worst > budget.stageBudgetUsd) {
     return { limit: 'stage-budget', message: `spent $${stageUsd.toFixed(2)} of the $${budget.stageBudgetUsd.toFixed(2)} ${budget.stage} budget; the next call could cost up to $${worst.toFixed(2)}` };
   }
   if (budget.itemId !== null) {
-    const itemUsd = store.ledger.itemUsd(budget.itemId) + inFlightUsd;
+    const itemUsd = store.ledger.itemUsd(budget.itemId) + store.batches.reservedUsd(budget.itemId) + inFlightUsd;
     if (itemUsd + worst > budget.itemBudgetUsd) {
       return { limit: 'item-budget', message: `spent $${itemUsd.toFixed(2)} of the $${budget.itemBudgetUsd.toFixed(2)} item budget; the next call could cost up to $${worst.toFixed(2)}` };
     }
@@ -134,11 +140,13 @@ function checkPeriods(store: Store, period: PeriodBudget, worst: number): Period
     { limit: 'monthly-budget', name: 'monthly', when: 'this month', capUsd: period.monthlyUsd, from: monthStart(now, timeZone), resetsAt: nextMonthStart(now, timeZone) },
     { limit: 'daily-budget', name: 'daily', when: 'today', capUsd: period.dailyUsd, from: dayStart(now, timeZone), resetsAt: nextDayStart(now, timeZone) },
   ] as const;
+  // Pending batches are billed when they end, in the day that is current then: at the latest, now.
+  const runningUsd = period.inFlight.usd + store.batches.reservedUsd();
   for (const p of periods) {
     const spentUsd = store.ledger.sinceUsd(p.from);
-    const usedUsd = spentUsd + period.inFlight.usd;
+    const usedUsd = spentUsd + runningUsd;
     if (usedUsd + worst <= p.capUsd) continue;
-    const inFlight = period.inFlight.usd > 0 ? ` (and $${period.inFlight.usd.toFixed(2)} in calls still running)` : '';
+    const inFlight = runningUsd > 0 ? ` (and $${runningUsd.toFixed(2)} in calls still running)` : '';
     const resumable = worst <= p.capUsd;
     const after = resumable
       ? `it resets at ${formatLocal(p.resetsAt, timeZone)}, and the work goes on from here then`
@@ -160,23 +168,23 @@ function formatLocal(epochMs: number, timeZone: string): string {
   return `${p.year}-${two(p.month)}-${two(p.day)} ${two(p.hour)}:${two(p.minute)} ${timeZone}`;
 }
 
-/** A call let through the budget check: call `release` once it has ended, paid or not. */
-export type Admission = { readonly kind: 'go'; readonly release: () => void } | { readonly kind: 'stop'; readonly stop: BudgetStop };
+/** A call let through the budget check (with the worst case it reserved): call `release` once it has ended, paid or not. */
+export type Admission = { readonly kind: 'go'; readonly worstUsd: number; readonly release: () => void } | { readonly kind: 'stop'; readonly stop: BudgetStop };
 
 /**
  * Checks a call against every cap (see {@link checkBudget}) and, when it may go ahead, counts
  * its worst case as in flight (in `reservation` and `period.inFlight`) until `release`. The
  * check and the reservation happen without an await between them, so calls started side by
- * side in one process see each other.
+ * side in one process see each other. With `batch`, the worst case is at the batch price.
  */
 export function admitCall(
   store: Store,
   budget: CallBudget,
   request: Omit<ModelRequest, 'signal'>,
   price: ModelPrice,
-  options: { readonly reservation?: { usd: number }; readonly period?: PeriodBudget | undefined } = {},
+  options: { readonly reservation?: { usd: number }; readonly period?: PeriodBudget | undefined; readonly batch?: boolean } = {},
 ): Admission {
-  const worst = callWorstCaseUsd(request, price);
+  const worst = callWorstCaseUsd(request, price, { batch: options.batch ?? false });
   const stop = checkWorstCase(store, budget, worst, options.reservation?.usd ?? 0, options.period);
   if (stop) return { kind: 'stop', stop };
   if (options.reservation) options.reservation.usd += worst;
@@ -184,6 +192,7 @@ export function admitCall(
   let released = false;
   return {
     kind: 'go',
+    worstUsd: worst,
     release() {
       if (released) return;
       released = true;
@@ -210,6 +219,11 @@ export type MeteredOutcome =
   | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number; readonly throttled?: true }
   | { readonly kind: 'failed'; readonly message: string };
 
+/** What a budget stop means for the call: a resumable daily or monthly cap waits for its reset, anything else is a limit. */
+export function stopOutcome(stop: BudgetStop): Extract<MeteredOutcome, { kind: 'limit' | 'retry-later' }> {
+  return isPeriodStop(stop) && stop.resumable ? { kind: 'retry-later', message: stop.message, notBefore: stop.resetsAt } : { kind: 'limit', stop };
+}
+
 /** What a metered call needs from the process. */
 export interface MeteredDeps {
   readonly model: ModelClient;
@@ -235,10 +249,7 @@ export async function meteredCall(
   const price = priceFor(request.model, deps.prices);
   if (!price) return { kind: 'failed', message: `no price is known for model ${request.model}` };
   const admission = admitCall(deps.store, budget, request, price, { reservation, period: deps.period });
-  if (admission.kind === 'stop') {
-    const { stop } = admission;
-    return isPeriodStop(stop) && stop.resumable ? { kind: 'retry-later', message: stop.message, notBefore: stop.resetsAt } : { kind: 'limit', stop };
-  }
+  if (admission.kind === 'stop') return stopOutcome(admission.stop);
   try {
     const response = await deps.model.complete(request);
     deps.store.ledger.record({ itemId: budget.itemId, stage: budget.stage, model: response.model, ...response.usage, batch: false, costUsd: costUsd(response.usage, price), requestId: response.requestId });

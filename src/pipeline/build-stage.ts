@@ -21,7 +21,13 @@ export type StageOutcome =
    * (a dropped connection, a 5xx) uses one of the item's `NIGHTSHIFT_MAX_ATTEMPTS`.
    */
   | { readonly kind: 'retry-later'; readonly reason: string; readonly notBefore?: number; readonly throttled?: true }
-  | { readonly kind: 'failed'; readonly reason: string };
+  | { readonly kind: 'failed'; readonly reason: string }
+  /**
+   * Work was handed off (a Message Batch) and the item waits for it without holding a run slot
+   * or its repo; whatever receives the results resumes it. `until` (epoch ms): when it will
+   * have arrived at the latest.
+   */
+  | { readonly kind: 'waiting'; readonly reason: string; readonly until: number };
 
 /** Files read from the default branch as the repo's own guidelines, in this order. */
 export const GUIDELINE_FILES = ['AGENTS.md', 'CLAUDE.md', 'CONTRIBUTING.md', '.github/CONTRIBUTING.md'] as const;

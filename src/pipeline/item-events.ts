@@ -18,6 +18,8 @@ export type ItemEvent =
       readonly waitsForRun?: boolean;
     }
   | { readonly kind: 'stopped' }
+  /** The item waits for work handed off (a Message Batch) until `until` at the latest. */
+  | { readonly kind: 'waiting'; readonly reason: string; readonly until: number }
   | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
 
 /** The pipeline's port for telling the user what happens to their items. */

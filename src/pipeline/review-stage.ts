@@ -4,11 +4,15 @@ import { runAgent } from '../agent/run-agent.js';
 import type { AgentLimitsConfig } from '../config.js';
 import { inspectFixDiff } from '../domain/inspect-fix-diff.js';
 import type { RepoName } from '../domain/parse-request.js';
-import { meteredCall, type BudgetStop, type CallBudget } from '../llm/metered-call.js';
-import type { ToolParam } from '../llm/model-client.js';
+import { BATCH_EXPIRY_MS, parseStoredResult, type BatchClient, type BatchItemResult } from '../llm/batch-client.js';
+import { submitMeteredBatch } from '../llm/metered-batch.js';
+import { meteredCall, type BudgetStop, type CallBudget, type MeteredOutcome } from '../llm/metered-call.js';
+import type { ModelRequest, ToolParam } from '../llm/model-client.js';
 import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
+import type { Batch } from '../store/batches.js';
 import type { Item } from '../store/items.js';
+import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
 import { fenceData, formatLessons, readGuidelines, type StageDeps, type StageOutcome } from './build-stage.js';
 import { guardStage, retryLater, unfinishedAgentOutcome } from './classify-stage-error.js';
@@ -30,6 +34,11 @@ export interface ReviewStageDeps extends StageDeps {
   readonly models: { readonly review: string; readonly fix: string };
   readonly review: { readonly rounds: number; readonly concurrency: number; readonly maxOutputTokens: number; readonly budgetUsd: number; readonly fixBudgetUsd: number };
   readonly fixLimits: AgentLimitsConfig;
+  /**
+   * Set with `NIGHTSHIFT_ECONOMY=batch`: each round's reviewers go out as one Message Batch and
+   * triage as a second, and the stage waits for them (see `createBatchPoller`). @default unset: normal calls
+   */
+  readonly batches?: Pick<BatchClient, 'submit'> | undefined;
 }
 
 /** The compact triage summary kept for the review card. */
@@ -133,6 +142,11 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
   const { store } = deps;
   // The runner's copy may predate the build that just opened the PR.
   const item = store.items.get(stale.id) ?? stale;
+  // A batch of the item still runs at Anthropic: nothing to do until the batch poller has its
+  // results (whatever the economy now: they are paid for). Checked before anything is awaited,
+  // so a poller that records the batch's end meanwhile resumes the item after this run settled.
+  const pendingBatch = store.batches.pendingOfItem(item.id);
+  if (pendingBatch) return waitingFor(pendingBatch);
   const log = deps.log.child({ itemId: item.id, stage: 'review' });
   const repo = deps.repos.find((r) => r.fullName === item.repo);
   if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
@@ -208,7 +222,7 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
         diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff'),
         files: fenceData(await changedFiles(deps.workspace, ws.path, diff), 'files'),
       });
-      const outcome = (await runReviewers(deps, item, current.round, current.headSha, angles, current.anglesDone, context, budget, signal, log)) ?? (await triage(deps, item, current.round, diff, budget, signal));
+      const outcome = (await runReviewers(deps, item, current.round, current.headSha, angles, current.anglesDone, context, budget, signal, log)) ?? (await triage(deps, item, current.round, diff, budget, signal, log));
       if (outcome?.kind === 'budget') {
         // Out of review budget: the PR goes to the human as it is, with what was found so far
         // open and the reason on the card, rather than failing after the money was spent.
@@ -279,26 +293,30 @@ async function runReviewers(
   signal: AbortSignal,
   log: Logger,
 ): Promise<ReviewStep | undefined> {
+  const { store } = deps;
   const pending = angles.filter((a) => !done.includes(a.name));
-  // Reviewers in flight count against the budget together, not each on its own.
-  const reservation = { usd: 0 };
-  const reviewOne = async (angle: ReviewAngle): Promise<ReviewStep | undefined> => {
-    const result = await meteredCall(deps.agent, budget, {
-      model: deps.models.review,
-      maxTokens: deps.review.maxOutputTokens,
-      // Tools and the shared context are one cached prefix, identical for every angle; only
-      // the angle's checklist comes after the breakpoint.
-      tools: [REPORT_TOOL],
-      system: [{ type: 'text', text: context, cache_control: { type: 'ephemeral' } }],
-      messages: [{ role: 'user', content: [{ type: 'text', text: `Review angle: ${angle.name}\n\n${angle.checklist}` }] }],
-      toolChoice: { type: 'tool', name: 'report_findings' },
-      signal,
-    }, reservation);
-    if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? retryLater(result) : { kind: 'failed', reason: result.message };
+  if (pending.length === 0) return undefined;
+  const requestFor = (angle: ReviewAngle): Omit<ModelRequest, 'signal'> => ({
+    model: deps.models.review,
+    maxTokens: deps.review.maxOutputTokens,
+    // Tools and the shared context are one cached prefix, identical for every angle; only
+    // the angle's checklist comes after the breakpoint.
+    tools: [REPORT_TOOL],
+    system: [{ type: 'text', text: context, cache_control: { type: 'ephemeral' } }],
+    messages: [{ role: 'user', content: [{ type: 'text', text: `Review angle: ${angle.name}\n\n${angle.checklist}` }] }],
+    toolChoice: { type: 'tool', name: 'report_findings' },
+  });
+  let finished = 0;
+  /** Takes a reviewer's reply (a call's, or a batch's stored answer, `used`) as the angle's findings. */
+  const record = (angle: ReviewAngle, result: MeteredOutcome, used?: BatchAnswer): ReviewStep | undefined => {
+    if (result.kind !== 'ok') return callStep(result);
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = reportSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
-    if (!parsed.success) return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
+    if (!parsed.success) {
+      // A stored answer is not read twice: a retry of the item asks again.
+      if (used) store.batches.markUsed(used.batchId, used.customId);
+      return { kind: 'failed', reason: `the ${angle.name} reviewer's reply was not a valid findings report` };
+    }
     const valid = parsed.data.findings.flatMap((raw) => {
       const one = findingSchema.safeParse(raw);
       if (!one.success) log.warn({ angle: angle.name, issues: one.error.issues.map((i) => i.path.join('.')) }, 'dropped a malformed finding');
@@ -316,13 +334,47 @@ async function runReviewers(
       suggestedFix: f.suggested_fix,
       confidence: f.confidence,
     }));
-    deps.store.findings.recordAngle({ itemId: item.id, round, prNumber: item.prNumber, headSha, angle: angle.name, findings });
-    log.info({ angle: angle.name, findings: findings.length }, 'reviewer done');
-    deps.notifier.notify(item, { kind: 'progress', stage: `review round ${round}`, turn: angles.length - pending.length + (++finished), maxTurns: angles.length, itemUsd: deps.store.ledger.itemUsd(item.id) });
+    store.transaction(() => {
+      store.findings.recordAngle({ itemId: item.id, round, prNumber: item.prNumber, headSha, angle: angle.name, findings });
+      if (used) store.batches.markUsed(used.batchId, used.customId);
+    });
+    log.info({ angle: angle.name, findings: findings.length, batch: used?.batchId }, 'reviewer done');
+    deps.notifier.notify(item, { kind: 'progress', stage: `review round ${round}`, turn: angles.length - pending.length + (++finished), maxTurns: angles.length, itemUsd: store.ledger.itemUsd(item.id) });
     return undefined;
   };
-  let finished = 0;
-  const [first, ...rest] = pending;
+
+  let interactive = pending;
+  const step = reviewersStep(round);
+  const batch = store.batches.latestOfStep(item.id, step);
+  if (batch?.status === 'pending') return waitingFor(batch);
+  if (batch) {
+    // The round's batch has ended (a pending one stops the stage before it gets here): its
+    // answers are taken like replies; what it did not answer is asked by a normal call.
+    const answers = batchAnswers(store, batch);
+    interactive = [];
+    for (const angle of pending) {
+      const answer = answers.get(angleCustomId(angle.name));
+      if (answer?.result.kind !== 'succeeded') {
+        log.warn({ angle: angle.name, batch: batch.id, result: describeUnanswered(answer?.result) }, 'the batch did not answer this reviewer; asking it by a normal call');
+        interactive.push(angle);
+        continue;
+      }
+      const outcome = record(angle, { kind: 'ok', response: answer.result.response }, answer);
+      if (outcome) return outcome;
+    }
+  } else if (deps.batches) {
+    if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
+    const submitted = await submitMeteredBatch({ ...deps.agent, batches: deps.batches }, budget, step, pending.map((angle) => ({ customId: angleCustomId(angle.name), request: requestFor(angle) })));
+    if (submitted.kind !== 'submitted') return callStep(submitted);
+    log.info({ batch: submitted.batch.id, angles: pending.length - submitted.left.length, notAdmitted: submitted.left.length }, 'reviewers submitted as a batch');
+    // Nothing awaited between the batch being persisted and this outcome reaching the runner.
+    return waitingFor(submitted.batch);
+  }
+
+  // Reviewers in flight count against the budget together, not each on its own.
+  const reservation = { usd: 0 };
+  const reviewOne = async (angle: ReviewAngle): Promise<ReviewStep | undefined> => record(angle, await meteredCall(deps.agent, budget, { ...requestFor(angle), signal }, reservation));
+  const [first, ...rest] = interactive;
   if (!first) return undefined;
   // The first reviewer writes the shared prefix to the cache; the others start once its
   // reply (and so its cache write) has landed, and read it instead of each writing it.
@@ -338,28 +390,108 @@ async function runReviewers(
   return outcome;
 }
 
-async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: string, budget: CallBudget, signal: AbortSignal): Promise<ReviewStep | undefined> {
+/** A stored answer of a batch request, with what identifies it for `markUsed`. */
+interface BatchAnswer {
+  readonly batchId: string;
+  readonly customId: string;
+  readonly result: BatchItemResult;
+}
+
+/** The batch's results the stage has not taken yet, by custom id (a failed batch has none). */
+function batchAnswers(store: Store, batch: Batch): Map<string, BatchAnswer> {
+  const answers = new Map<string, BatchAnswer>();
+  for (const r of store.batches.requests(batch.id)) {
+    const result = r.usedAt === null ? parseStoredResult(r.result) : undefined;
+    if (result) answers.set(r.customId, { batchId: batch.id, customId: r.customId, result });
+  }
+  return answers;
+}
+
+function describeUnanswered(result: BatchItemResult | undefined): string {
+  if (!result) return 'no result (the batch failed, or it was taken already)';
+  return result.kind === 'errored' ? `errored: ${result.errorType}: ${result.message}` : result.kind;
+}
+
+/** The step key of a round's reviewers batch. */
+function reviewersStep(round: number): string {
+  return `round-${round}-reviewers`;
+}
+
+/** The step key of a round's triage batch. */
+function triageStep(round: number): string {
+  return `round-${round}-triage`;
+}
+
+/** An angle's custom id in a reviewers batch (angle names are `[a-z0-9-]{1,41}`). */
+function angleCustomId(angle: string): string {
+  return `angle-${angle}`;
+}
+
+const TRIAGE_CUSTOM_ID = 'triage';
+
+/** The stage waits for its batch, at most until the batch expires. */
+function waitingFor(batch: Batch): StageOutcome {
+  return {
+    kind: 'waiting',
+    reason: `review ${batch.step.replaceAll('-', ' ')} submitted as a batch (half price); results within 24 h`,
+    until: batch.createdAt + BATCH_EXPIRY_MS,
+  };
+}
+
+/** What a call that brought no reply means for the review loop. */
+function callStep(result: Exclude<MeteredOutcome, { kind: 'ok' }>): ReviewStep {
+  if (result.kind === 'limit') return budgetStop(result.stop);
+  if (result.kind === 'retry-later') return retryLater(result);
+  return { kind: 'failed', reason: result.message };
+}
+
+async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: string, budget: CallBudget, signal: AbortSignal, log: Logger): Promise<ReviewStep | undefined> {
   const { store } = deps;
   const findings = store.findings.ofRound(item.id, round);
+  // Triage's stored batch answer, when that is what the verdicts come from.
+  let used: BatchAnswer | undefined;
   let verdict: ReviewSummary['verdict'] = 'ready';
   let judgment: string | null = null;
   let updates: Array<{ id: number; verdict: (typeof VERDICTS)[number]; reason: string; mergedInto: number | null }> = [];
   if (findings.length > 0) {
     const listing = findings.map((f) => ({ id: f.id, angle: f.angle, file: f.file, lines: [f.lineStart, f.lineEnd], severity: f.severity, title: f.title, evidence: f.evidence, failure: f.failure, suggested_fix: f.suggestedFix, confidence: f.confidence }));
-    const result = await meteredCall(deps.agent, budget, {
+    const request: Omit<ModelRequest, 'signal'> = {
       model: deps.models.review,
       maxTokens: deps.review.maxOutputTokens,
       tools: [TRIAGE_TOOL],
       system: [{ type: 'text', text: renderPrompt(loadPrompt('triage'), { request: fenceData(item.request, 'request'), findings: fenceData(JSON.stringify(listing, null, 1), 'findings'), diff: fenceData(truncate(diff, REVIEW_DIFF_MAX_CHARS), 'diff') }) }],
       messages: [{ role: 'user', content: [{ type: 'text', text: `Triage the ${findings.length} findings of review round ${round}.` }] }],
       toolChoice: { type: 'tool', name: 'report_triage' },
-      signal,
-    });
-    if (result.kind === 'limit') return budgetStop(result.stop);
-    if (result.kind !== 'ok') return result.kind === 'retry-later' ? retryLater(result) : { kind: 'failed', reason: result.message };
+    };
+    let result: MeteredOutcome;
+    const step = triageStep(round);
+    const batch = store.batches.latestOfStep(item.id, step);
+    if (batch?.status === 'pending') return waitingFor(batch);
+    if (batch) {
+      // Triage's batch has ended: its answer is taken like a reply; without one, a normal call asks.
+      used = batchAnswers(store, batch).get(TRIAGE_CUSTOM_ID);
+      if (used?.result.kind !== 'succeeded') {
+        log.warn({ batch: batch.id, result: describeUnanswered(used?.result) }, 'the batch did not answer triage; asking by a normal call');
+        used = undefined;
+      }
+    } else if (deps.batches) {
+      if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
+      const submitted = await submitMeteredBatch({ ...deps.agent, batches: deps.batches }, budget, step, [{ customId: TRIAGE_CUSTOM_ID, request }]);
+      if (submitted.kind !== 'submitted') return callStep(submitted);
+      log.info({ batch: submitted.batch.id, findings: findings.length }, 'triage submitted as a batch');
+      // Nothing awaited between the batch being persisted and this outcome reaching the runner.
+      return waitingFor(submitted.batch);
+    }
+    if (used?.result.kind === 'succeeded') result = { kind: 'ok', response: used.result.response };
+    else result = await meteredCall(deps.agent, budget, { ...request, signal });
+    if (result.kind !== 'ok') return callStep(result);
     const call = result.response.content.find((b) => b.type === 'tool_use');
     const parsed = triageSchema.safeParse(call?.type === 'tool_use' ? call.input : undefined);
-    if (!parsed.success) return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };
+    if (!parsed.success) {
+      // A stored answer is not read twice: a retry of the item asks again.
+      if (used) store.batches.markUsed(used.batchId, used.customId);
+      return { kind: 'failed', reason: 'the triage reply was not a valid verdict report' };
+    }
     verdict = parsed.data.verdict;
     judgment = parsed.data.judgment ?? null;
     const byId = new Map(findings.map((f) => [f.id, f]));
@@ -408,6 +540,7 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
       judgment: [keepJudgment ? previous?.judgment : null, judgment].filter(Boolean).join(' · ') || null,
     });
     store.findings.setRoundStatus(item.id, round, 'triaged');
+    if (used) store.batches.markUsed(used.batchId, used.customId);
   });
   return undefined;
 }

@@ -238,6 +238,16 @@ export function createRunner(deps: {
         });
         return false;
       }
+      case 'waiting': {
+        // A batch works for the item: it keeps its state, frees its slot and its repo, and is
+        // no failed attempt. Whoever receives the results resumes it (`resume`), also after a
+        // restart; `until` is persisted so nothing starts it early by the clock alone (past it,
+        // the clock looks again at most every RETRY_LATER_MAX_MS, not at every tick).
+        store.items.setNotBefore(item.id, Math.max(outcome.until, nowMs + RETRY_LATER_MAX_MS));
+        ilog.info({ reason: outcome.reason, until: outcome.until }, 'waiting for work handed off');
+        notifier.notify(store.items.get(item.id)!, { kind: 'waiting', reason: outcome.reason, until: outcome.until });
+        return false;
+      }
       case 'failed': {
         throttleCounts.delete(item.id);
         const failed = move('failed', outcome.reason);

@@ -283,6 +283,20 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  -- Batches as the review stage uses them: the step of the stage a batch is for (e.g.
+  -- 'round-1-reviewers'), so a resumed stage finds its batch instead of submitting another.
+  ALTER TABLE batches ADD COLUMN step TEXT NOT NULL DEFAULT '';
+  -- Each request's worst case at the batch price: while its batch is pending, it is reserved
+  -- against the stage, item, daily and monthly caps (also across restarts), until the results
+  -- are recorded in the ledger in the same transaction that ends the batch.
+  ALTER TABLE batch_requests ADD COLUMN worst_usd REAL NOT NULL DEFAULT 0;
+  -- When the stage took the request's result, so a result is never used twice (a retry after
+  -- a reply that could not be parsed makes a normal call instead).
+  ALTER TABLE batch_requests ADD COLUMN used_at INTEGER;
+  CREATE INDEX batches_item ON batches (item_id, step);
+  CREATE INDEX batches_status ON batches (status);
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { createAgentRuns } from './agent-runs.js';
+import { createBatches } from './batches.js';
 import { createCards } from './cards.js';
 import { createCheckpoints } from './checkpoints.js';
 import { createFindings } from './findings.js';
@@ -54,6 +55,7 @@ export function openStore(path: string, options: StoreOptions = {}) {
     checkpoints: createCheckpoints(db, now),
     lock: createProcessLock(db, now),
     settings: createSettings(db),
+    batches: createBatches(db, now),
     /** Runs `fn` in one transaction (a savepoint when nested). `fn` must be synchronous. */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn)();

@@ -30,6 +30,8 @@ export function itemEventText(item: Item, event: ItemEvent): string {
       const when = event.waitsForRun ? `Back in the queue: /run starts it again after ${wait}${attempt}` : `Trying again in ${wait}${attempt}`;
       return `⏳ <b>${head}</b>\nInterrupted: ${escapeHtml(event.reason)}. ${when}; nothing done so far is lost.`;
     }
+    case 'waiting':
+      return `⏳ <b>${head}</b>\n${escapeHtml(event.reason)}`;
     case 'stopped':
       return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':
@@ -84,8 +86,9 @@ export function createItemNotifier(deps: {
     notify(item, event) {
       try {
         const text = itemEventText(item, event);
-        if (event.kind === 'started' || event.kind === 'progress') {
-          progress(item, text, event.kind === 'started');
+        if (event.kind === 'started' || event.kind === 'progress' || event.kind === 'waiting') {
+          // Waiting is where the run stands, not news: it edits the progress message too.
+          progress(item, text, event.kind !== 'progress');
           return;
         }
         if (event.kind === 'ready') {
