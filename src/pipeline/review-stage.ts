@@ -273,7 +273,7 @@ async function publishSummary(deps: ReviewStageDeps, item: Item, repo: RepoName)
       repo,
       number: current.prNumber,
       marker: reviewMarker(item.id),
-      body: stickyComment(summary, store.findings.ofItem(item.id)),
+      body: stickyComment(summary, store.findings.ofItem(item.id), store.ledger.itemByStage(item.id)),
       knownId: store.items.review(item.id).commentId,
     });
     store.items.setReviewCommentId(item.id, commentId);
@@ -675,8 +675,8 @@ export function summarize(findings: readonly Finding[], rounds: number, triaged:
   };
 }
 
-/** The sticky PR comment: fixed (with commit), backlog, ignored with reasons, still open. */
-export function stickyComment(summary: ReviewSummary, findings: readonly Finding[]): string {
+/** The sticky PR comment: fixed (with commit), backlog, ignored with reasons, still open, and what the item has cost. */
+export function stickyComment(summary: ReviewSummary, findings: readonly Finding[], spend: ReadonlyArray<{ readonly stage: string; readonly usd: number }> = []): string {
   const line = (f: Finding) => `- **${f.severity}** ${f.title} (\`${f.file}${f.lineStart ? `:${f.lineStart}` : ''}\`, ${f.angle})`;
   const section = (title: string, list: readonly Finding[], extra: (f: Finding) => string) =>
     list.length === 0 ? [] : [`### ${title} (${list.length})`, ...list.map((f) => `${line(f)}${extra(f)}`), ''];
@@ -690,5 +690,15 @@ export function stickyComment(summary: ReviewSummary, findings: readonly Finding
     ...section('Still open', live.filter((f) => f.status === 'open' && f.verdict !== 'ignore'), (f) => (f.verdictReason ? ` — ${f.verdictReason}` : '')),
     ...section('Left for the backlog', live.filter((f) => f.status === 'backlogged'), (f) => ` — proposed as #${f.backlogItemId}`),
     ...section('Ignored', live.filter((f) => f.status === 'ignored'), (f) => ` — ${f.verdictReason ?? ''}`),
+    ...costLine(spend),
   ].join('\n');
+}
+
+/** "Cost so far: $0.84 (build $0.31 · review $0.45 · fix $0.08)", fix rounds together; nothing before any spend. */
+function costLine(spend: ReadonlyArray<{ readonly stage: string; readonly usd: number }>): string[] {
+  const byStage = new Map<string, number>();
+  for (const s of spend) byStage.set(s.stage.replace(/-\d+$/, ''), (byStage.get(s.stage.replace(/-\d+$/, '')) ?? 0) + s.usd);
+  const total = [...byStage.values()].reduce((a, b) => a + b, 0);
+  if (byStage.size === 0) return [];
+  return [`Cost so far: $${total.toFixed(2)} (${[...byStage].map(([stage, usd]) => `${stage} $${usd.toFixed(2)}`).join(' · ')})`];
 }

@@ -192,6 +192,11 @@ describe('review → triage → fix, end to end', () => {
     expect(comment).toContain('Left for the backlog');
     expect(comment).toContain('Ignored');
     expect(comment).toContain('Still open');
+    // What the item cost, by stage, as the ledger has it when the comment was last written.
+    const spent = db.prepare(`SELECT stage, sum(cost_usd) AS usd FROM llm_calls WHERE item_id = 1 GROUP BY stage`).all() as Array<{ stage: string; usd: number }>;
+    const stageUsd = (name: string) => spent.filter((r) => r.stage.replace(/-\d+$/, '') === name).reduce((sum, r) => sum + r.usd, 0);
+    expect(comment).toMatch(/\nCost so far: \$\d+\.\d\d \(build \$\d+\.\d\d · review \$\d+\.\d\d · fix \$\d+\.\d\d\)/);
+    expect(comment).toContain(`build $${stageUsd('build').toFixed(2)}`);
 
     // The reviewers' cache reads show in the ledger: the review stage costs less than the same
     // calls would without a shared prefix.
