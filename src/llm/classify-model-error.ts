@@ -3,7 +3,8 @@ import { PartialCallError } from './model-client.js';
 
 /** What a failed model call means for the stage that made it. */
 export type ModelErrorOutcome =
-  | { readonly kind: 'retry-later'; readonly message: string }
+  /** `rateLimited`: a rate limit or overload, which says nothing about the request (it need not count as a failed attempt). */
+  | { readonly kind: 'retry-later'; readonly message: string; readonly rateLimited?: true }
   | { readonly kind: 'failed'; readonly message: string };
 
 /**
@@ -13,9 +14,11 @@ export type ModelErrorOutcome =
  */
 export function classifyModelError(error: unknown): ModelErrorOutcome {
   if (error instanceof PartialCallError) return classifyModelError(error.cause);
-  if (error instanceof Anthropic.RateLimitError) return { kind: 'retry-later', message: 'Anthropic rate limit (429)' };
+  if (error instanceof Anthropic.RateLimitError) return { kind: 'retry-later', message: 'Anthropic rate limit (429)', rateLimited: true };
   if (error instanceof Anthropic.InternalServerError) {
-    return { kind: 'retry-later', message: error.status === 529 ? 'Anthropic is overloaded (529)' : `Anthropic server error (${error.status})` };
+    return error.status === 529
+      ? { kind: 'retry-later', message: 'Anthropic is overloaded (529)', rateLimited: true }
+      : { kind: 'retry-later', message: `Anthropic server error (${error.status})` };
   }
   if (error instanceof Anthropic.APIConnectionError) return { kind: 'retry-later', message: 'connection to Anthropic failed' };
   // Our idle watchdog aborted a stream that stopped sending.

@@ -207,7 +207,7 @@ export type MeteredOutcome =
    * Worth trying again: a transient model error, or a daily or monthly cap (then `notBefore`
    * is its reset time and the message names the cap and the reset).
    */
-  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number }
+  | { readonly kind: 'retry-later'; readonly message: string; readonly notBefore?: number; /** A rate limit or overload (see `classifyModelError`). */ readonly rateLimited?: true }
   | { readonly kind: 'failed'; readonly message: string };
 
 /** What a metered call needs from the process. */

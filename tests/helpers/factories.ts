@@ -46,6 +46,9 @@ export function makeItem(overrides: Partial<Item> = {}): Item {
     mergeCommitSha: null,
     parentItemId: null,
     notBefore: null,
+    sizing: null,
+    estimateLowUsd: null,
+    estimateHighUsd: null,
     ...overrides,
   };
 }
