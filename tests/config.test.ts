@@ -114,6 +114,11 @@ describe('loadConfig', () => {
     expect(config.economy).toBe('standard');
     expect(config.hourlyRateUsd).toBeUndefined();
     expect(config.itemBudgetUsd).toBe(15);
+    expect(config.sizing).toEqual({ enabled: true, budgetUsd: 0.5 });
+  });
+
+  it('reads the sizing switch and budget', () => {
+    expect(loadConfig(validEnv({ NIGHTSHIFT_SIZING: 'off', NIGHTSHIFT_BUDGET_SIZING_USD: '0.25' })).sizing).toEqual({ enabled: false, budgetUsd: 0.25 });
   });
 
   it('reads the schedule, budgets and economy', () => {
@@ -152,6 +157,8 @@ describe('loadConfig', () => {
     ['NIGHTSHIFT_CONFIRM_ABOVE_USD', '-5', /0 or more/],
     ['NIGHTSHIFT_CONFIRM_ABOVE_USD', 'five', /0 or more/],
     ['NIGHTSHIFT_ECONOMY', 'cheap', /standard or batch/],
+    ['NIGHTSHIFT_SIZING', 'yes', /on or off/],
+    ['NIGHTSHIFT_BUDGET_SIZING_USD', '0', /more than 0/],
     ['NIGHTSHIFT_HOURLY_RATE', '0', /more than 0/],
     ['NIGHTSHIFT_HOURLY_RATE', '80/h', /positive number/],
   ])('refuses %s=%s, naming the variable', (variable, value, problem) => {
