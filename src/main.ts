@@ -179,9 +179,10 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     rounds: config.review.rounds,
     itemUsd: config.itemBudgetUsd,
   });
+  const sizingLog = log.child({ component: 'sizing' });
   const sizer = createSizer({
     store,
-    size: (item, signal) => runSizingStage({ ...stageDeps, model: config.models.review, budgetUsd: config.sizing.budgetUsd, log: log.child({ component: 'sizing' }) }, item, signal),
+    size: (item, signal) => runSizingStage({ ...stageDeps, model: config.models.review, budgetUsd: config.sizing.budgetUsd, log: sizingLog }, item, signal),
     estimate: (sizeClass) => estimateItemCost(store, sizeClass, ceilingUsd),
     confirmAboveUsd: config.budgets.confirmAboveUsd,
     maxAttempts: config.schedule.maxAttempts,
@@ -189,7 +190,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     presented: sizingDesk.kick,
     queued: () => dispatcher?.tick(),
     now,
-    log: log.child({ component: 'sizing' }),
+    log: sizingLog,
   });
   const cardLog = log.child({ component: 'cards' });
   const drift = createDriftSchedule({
