@@ -62,6 +62,13 @@ export interface Config {
     /** Items estimated above this wait for an OK tap. @default 5 */
     readonly confirmAboveUsd: number;
   };
+  /** Sizing at queue time: the planning model sizes each new request before it is queued. */
+  readonly sizing: {
+    /** `NIGHTSHIFT_SIZING`; off: new requests are queued at once, as they are. @default true */
+    readonly enabled: boolean;
+    /** Dollars sizing one item may spend, all its calls (a question answered means another). @default 0.5 */
+    readonly budgetUsd: number;
+  };
   /** `batch`: review and triage calls go through the Message Batches API (half price, slower). @default standard */
   readonly economy: 'standard' | 'batch';
   /** How often each pending Message Batch is polled, in ms (`NIGHTSHIFT_BATCH_POLL_SECONDS`). @default 60000 */
@@ -267,6 +274,8 @@ const schema = z.object({
   NIGHTSHIFT_BUDGET_DAILY_USD: positiveNumber('dollars per local day, all items').default(20),
   NIGHTSHIFT_BUDGET_MONTHLY_USD: positiveNumber('dollars per local month, all items').default(200),
   NIGHTSHIFT_CONFIRM_ABOVE_USD: nonNegativeNumber('items estimated above this many dollars wait for an OK').default(5),
+  NIGHTSHIFT_SIZING: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on').transform((v) => v === 'on'),
+  NIGHTSHIFT_BUDGET_SIZING_USD: positiveNumber('dollars per item for sizing').default(0.5),
   NIGHTSHIFT_ECONOMY: z.enum(['standard', 'batch'], { error: 'must be standard or batch' }).default('standard'),
   NIGHTSHIFT_BATCH_POLL_SECONDS: positiveInt('seconds between two polls of a pending batch').refine((n) => n <= 3600, { error: 'must be at most 3600 (an hour)' }).default(60),
   NIGHTSHIFT_HOURLY_RATE: positiveNumber('your hourly rate in dollars, for cost reports').optional(),
@@ -360,6 +369,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     itemBudgetUsd: v.NIGHTSHIFT_BUDGET_ITEM_USD,
     schedule: { peakHours: v.NIGHTSHIFT_PEAK_HOURS, maxParallel: v.NIGHTSHIFT_MAX_PARALLEL, maxAttempts: v.NIGHTSHIFT_MAX_ATTEMPTS, autoRun: v.NIGHTSHIFT_AUTO_RUN },
     budgets: { dailyUsd: v.NIGHTSHIFT_BUDGET_DAILY_USD, monthlyUsd: v.NIGHTSHIFT_BUDGET_MONTHLY_USD, confirmAboveUsd: v.NIGHTSHIFT_CONFIRM_ABOVE_USD },
+    sizing: { enabled: v.NIGHTSHIFT_SIZING, budgetUsd: v.NIGHTSHIFT_BUDGET_SIZING_USD },
     economy: v.NIGHTSHIFT_ECONOMY,
     batchPollMs: v.NIGHTSHIFT_BATCH_POLL_SECONDS * 1000,
     ...(v.NIGHTSHIFT_HOURLY_RATE === undefined ? {} : { hourlyRateUsd: v.NIGHTSHIFT_HOURLY_RATE }),

@@ -7,6 +7,7 @@ import { GrammyError, type Api } from 'grammy';
 import { createBuildTools } from './agent/build-tools.js';
 import { ConfigError, loadConfig, loadEnvFile, type Config } from './config.js';
 import { createRedactor } from './domain/redact.js';
+import { runCeilingUsd } from './domain/size-estimate.js';
 import { createLogger, type Logger } from './log/create-logger.js';
 import { createGitHub } from './github/create-github.js';
 import { createAnthropicClient } from './llm/anthropic-client.js';
@@ -21,6 +22,8 @@ import { createDriftSchedule } from './pipeline/drift-schedule.js';
 import { runBuildStage, type BuildStageDeps, type StageDeps } from './pipeline/build-stage.js';
 import { runReviewStage, type ReviewStageDeps } from './pipeline/review-stage.js';
 import { createRunner } from './pipeline/runner.js';
+import { createSizer } from './pipeline/sizer.js';
+import { estimateItemCost, runSizingStage } from './pipeline/sizing.js';
 import { createDispatcher, type Dispatcher } from './scheduler/create-dispatcher.js';
 import { createTicker } from './scheduler/create-ticker.js';
 import { openStore } from './store/open-store.js';
@@ -30,6 +33,7 @@ import { escapeHtml } from './telegram/format.js';
 import { createItemNotifier } from './telegram/item-notifier.js';
 import { createOutboxSender } from './telegram/outbox-sender.js';
 import { createRespond } from './telegram/respond.js';
+import { createSizingDesk } from './telegram/sizing-desk.js';
 import { createWorkspace } from './workspace/create-workspace.js';
 
 /** How long a graceful stop may take before the process exits anyway (Docker kills after 10 s). @default 8000 */
@@ -104,7 +108,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       log.warn({ err }, 'could not prune the inbox; will try again later');
     }
   }, INBOX_PRUNE_INTERVAL_MS).unref();
-  const backlog = createBacklog({ store });
+  const backlog = createBacklog({ store, sizing: config.sizing.enabled });
   const sender = createOutboxSender({ store, log: log.child({ component: 'outbox' }), now });
   const respond = createRespond({ store, sender });
   let api: Api | undefined;
@@ -177,6 +181,28 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     now,
     log: log.child({ component: 'dispatcher' }),
   });
+  const sizingDesk = createSizingDesk({ store, sender });
+  // What one run may spend by its caps: the defaults the estimates start from (see README, "Sizing").
+  const ceilingUsd = runCeilingUsd({
+    buildUsd: config.build.budgetUsd,
+    reviewUsd: config.review.budgetUsd,
+    fixUsd: config.review.fixBudgetUsd,
+    rounds: config.review.rounds,
+    itemUsd: config.itemBudgetUsd,
+  });
+  const sizingLog = log.child({ component: 'sizing' });
+  const sizer = createSizer({
+    store,
+    size: (item, signal) => runSizingStage({ ...stageDeps, model: config.models.review, budgetUsd: config.sizing.budgetUsd, log: sizingLog }, item, signal),
+    estimate: (sizeClass) => estimateItemCost(store, sizeClass, ceilingUsd),
+    confirmAboveUsd: config.budgets.confirmAboveUsd,
+    maxAttempts: config.schedule.maxAttempts,
+    present: sizingDesk.present,
+    presented: sizingDesk.kick,
+    queued: () => dispatcher?.tick(),
+    now,
+    log: sizingLog,
+  });
   const cardLog = log.child({ component: 'cards' });
   const drift = createDriftSchedule({
     store,
@@ -222,6 +248,8 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const cardDesk = desk;
   const ticker = createTicker({
     tick: async () => {
+      // Requests whose sizing a crash, a failed call or a budget reset left pending.
+      sizer.tick();
       await cardDesk.tick();
       drift.tick();
       // Reviews whose retry wait is over go on in place; queued builds are the dispatcher's.
@@ -253,6 +281,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       },
     },
     costs: { store, prices: config.prices, timeZone: config.timezone, hourlyRateUsd: config.hourlyRateUsd, now },
+    sizing: { store, sizer, desk: sizingDesk, queued: () => dispatcher?.tick() },
     review: {
       store,
       decisions,
@@ -282,6 +311,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
       await runner.stop();
       await ticker.stop();
       await batchTicker.stop();
+      await sizer.stop();
       await drift.stop();
       await sender.stop();
       clearInterval(pruneTimer);

@@ -115,6 +115,11 @@ describe('loadConfig', () => {
     expect(config.batchPollMs).toBe(60_000);
     expect(config.hourlyRateUsd).toBeUndefined();
     expect(config.itemBudgetUsd).toBe(15);
+    expect(config.sizing).toEqual({ enabled: true, budgetUsd: 0.5 });
+  });
+
+  it('reads the sizing switch and budget', () => {
+    expect(loadConfig(validEnv({ NIGHTSHIFT_SIZING: 'off', NIGHTSHIFT_BUDGET_SIZING_USD: '0.25' })).sizing).toEqual({ enabled: false, budgetUsd: 0.25 });
   });
 
   it('reads the schedule, budgets and economy', () => {
@@ -157,6 +162,8 @@ describe('loadConfig', () => {
     ['NIGHTSHIFT_ECONOMY', 'cheap', /standard or batch/],
     ['NIGHTSHIFT_BATCH_POLL_SECONDS', '0', /positive whole number/],
     ['NIGHTSHIFT_BATCH_POLL_SECONDS', '3601', /at most 3600/],
+    ['NIGHTSHIFT_SIZING', 'yes', /on or off/],
+    ['NIGHTSHIFT_BUDGET_SIZING_USD', '0', /more than 0/],
     ['NIGHTSHIFT_HOURLY_RATE', '0', /more than 0/],
     ['NIGHTSHIFT_HOURLY_RATE', '80/h', /positive number/],
   ])('refuses %s=%s, naming the variable', (variable, value, problem) => {

@@ -1,6 +1,6 @@
 import { canTransition, type ItemState } from '../domain/item-state.js';
 import { titleFromRequest, type RepoName } from '../domain/parse-request.js';
-import type { Item } from '../store/items.js';
+import type { Item, SizingStatus } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 
 /** A request to queue work. */
@@ -34,16 +34,22 @@ export interface BacklogPage {
 export interface BacklogStatus {
   readonly counts: Partial<Record<ItemState, number>>;
   readonly active: readonly Item[];
+  /** Requests still being sized, per sizing status. */
+  readonly sizing?: Partial<Record<SizingStatus, number>>;
 }
 
 /** Items per /backlog page. @default 8 */
 export const BACKLOG_PAGE_SIZE = 8;
 
 /** The backlog use cases: queue, list, cancel and summarise work items. */
-export function createBacklog(deps: { store: Store }) {
+export function createBacklog(deps: {
+  store: Store;
+  /** Size new items before they are queued (`NIGHTSHIFT_SIZING`). @default false */
+  sizing?: boolean;
+}) {
   const { store } = deps;
   return {
-    /** Queues a new item in state `queued`. */
+    /** Stores a new item: `queued`, or with sizing on `proposed` and pending sizing (the sizer queues it). */
     queue(request: QueueRequest): Item {
       return store.items.create({
         repo: request.repo.fullName,
@@ -52,6 +58,7 @@ export function createBacklog(deps: { store: Store }) {
         chatId: request.chatId,
         createdBy: request.userId,
         ...(request.updateId === undefined ? {} : { sourceUpdateId: request.updateId }),
+        ...(deps.sizing ? { state: 'proposed', sizing: 'pending' } as const : {}),
       });
     },
 
@@ -75,8 +82,9 @@ export function createBacklog(deps: { store: Store }) {
       });
     },
 
+    /** Counts by state, the items running, and the requests being sized. */
     status(): BacklogStatus {
-      return { counts: store.items.countByState(), active: store.items.listActive() };
+      return { counts: store.items.countByState(), active: store.items.listActive(), sizing: store.items.countSizing() };
     },
   };
 }

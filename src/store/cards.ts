@@ -56,12 +56,20 @@ export interface Decider {
   readonly name: string;
 }
 
-/** A question whose answer is the user's next text message. */
+/** A Reject's question: its reason is the user's next text message. */
 export interface AwaitingReply {
   readonly chatId: number;
   readonly userId: number;
   readonly kind: 'reject-reason';
   readonly cardId: number;
+  readonly expiresAt: number;
+}
+
+/** A sizing question about an item: the user's next text message (until `expiresAt`) is its answer. */
+export interface AwaitingAnswer {
+  readonly chatId: number;
+  readonly userId: number;
+  readonly itemId: number;
   readonly expiresAt: number;
 }
 
@@ -145,6 +153,11 @@ export function createCards(db: Database, now: () => number) {
   const buttonsOf = db.prepare('SELECT * FROM buttons WHERE card_id = ? ORDER BY rowid');
   const attach = db.prepare('UPDATE buttons SET outbox_id = ? WHERE token = ?');
   const use = db.prepare('UPDATE buttons SET used_at = ? WHERE token = ? AND used_at IS NULL');
+  const useOfMessage = db.prepare('UPDATE buttons SET used_at = ? WHERE outbox_id = ? AND used_at IS NULL');
+  const retireOfItem = db.prepare(
+    `UPDATE buttons SET used_at = ? WHERE card_id IS NULL AND arg = ? AND used_at IS NULL AND action IN (SELECT value FROM json_each(?))
+     RETURNING outbox_id`,
+  );
   const claim = db.prepare(
     `UPDATE cards SET status = 'deciding', decision = @decision, decided_by = @userId, decided_by_name = @userName, decided_at = @at
      WHERE id = @id AND status = 'open'`,
@@ -175,14 +188,18 @@ export function createCards(db: Database, now: () => number) {
        AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.item_id = items.id AND c.status IN ('held', 'open', 'deciding'))
      ORDER BY id`,
   );
+  // One question of each kind per user: a Reject's reason (about a card) and a sizing question (about an item).
   const putReply = db.prepare(
-    `INSERT INTO awaiting_replies (chat_id, user_id, kind, card_id, expires_at) VALUES (@chatId, @userId, @kind, @cardId, @expiresAt)
-     ON CONFLICT (chat_id, user_id) DO UPDATE SET kind = excluded.kind, card_id = excluded.card_id, expires_at = excluded.expires_at`,
+    `INSERT INTO awaiting_replies (chat_id, user_id, kind, card_id, item_id, expires_at) VALUES (@chatId, @userId, @kind, @cardId, @itemId, @expiresAt)
+     ON CONFLICT (chat_id, user_id, kind) DO UPDATE SET card_id = excluded.card_id, item_id = excluded.item_id, expires_at = excluded.expires_at`,
   );
-  const getReply = db.prepare('SELECT * FROM awaiting_replies WHERE chat_id = ? AND user_id = ?');
-  const dropReply = db.prepare('DELETE FROM awaiting_replies WHERE chat_id = ? AND user_id = ?');
+  const getReply = db.prepare(`SELECT * FROM awaiting_replies WHERE chat_id = ? AND user_id = ? AND kind = 'reject-reason'`);
+  const dropReply = db.prepare(`DELETE FROM awaiting_replies WHERE chat_id = ? AND user_id = ? AND kind = 'reject-reason'`);
   const dropRepliesOf = db.prepare('DELETE FROM awaiting_replies WHERE card_id = ?');
-  const expiredReplies = db.prepare('SELECT * FROM awaiting_replies WHERE expires_at <= ?');
+  const expiredReplies = db.prepare(`SELECT * FROM awaiting_replies WHERE expires_at <= ? AND kind = 'reject-reason'`);
+  const getAnswer = db.prepare(`SELECT * FROM awaiting_replies WHERE chat_id = ? AND user_id = ? AND kind = 'sizing-answer'`);
+  const dropAnswersOf = db.prepare(`DELETE FROM awaiting_replies WHERE item_id = ? AND kind = 'sizing-answer'`);
+  const dropExpiredAnswers = db.prepare(`DELETE FROM awaiting_replies WHERE expires_at <= ? AND kind = 'sizing-answer'`);
 
   const toReply = (row: unknown): AwaitingReply => {
     const r = z.object({ chat_id: z.number(), user_id: z.number(), kind: z.literal('reject-reason'), card_id: z.number(), expires_at: z.number() }).parse(row);
@@ -262,6 +279,21 @@ export function createCards(db: Database, now: () => number) {
     attachButtons(tokens: readonly string[], outboxId: number): void {
       for (const token of tokens) attach.run(outboxId, token);
     },
+    /**
+     * Marks every unused button of one message (outbox row) used: the message takes one
+     * decision. Returns how many were unused; 0 means another tap got there first.
+     */
+    useButtonsOf(outboxId: number): number {
+      return useOfMessage.run(now(), outboxId).changes;
+    },
+    /**
+     * Marks the unused card-less buttons with these actions about an item (`arg` is its id)
+     * used, and returns the outbox rows of the messages that carried them.
+     */
+    retireItemButtons(itemId: number, actions: readonly string[]): number[] {
+      const rows = retireOfItem.all(now(), String(itemId), JSON.stringify(actions)) as Array<{ outbox_id: number | null }>;
+      return [...new Set(rows.map((r) => r.outbox_id).filter((id): id is number => id !== null))];
+    },
     /** Marks a one-shot button used; false if it already was. */
     useButton(token: string): boolean {
       return use.run(now(), token).changes === 1;
@@ -323,7 +355,7 @@ export function createCards(db: Database, now: () => number) {
     },
     /** Waits for the user's next text message in the chat as the answer to `kind`. */
     awaitReply(reply: AwaitingReply): void {
-      putReply.run(reply);
+      putReply.run({ ...reply, itemId: null });
     },
     /** The question the user's text answers, if one is waiting (expired ones are ignored). */
     awaitedReply(chatId: number, userId: number): AwaitingReply | undefined {
@@ -343,6 +375,25 @@ export function createCards(db: Database, now: () => number) {
     /** Questions nobody answered in time. */
     expiredReplies(): AwaitingReply[] {
       return expiredReplies.all(now()).map(toReply);
+    },
+    /** Waits for the user's next text message in the chat as the answer to an item's sizing question (replacing an earlier one). */
+    awaitAnswer(answer: AwaitingAnswer): void {
+      putReply.run({ ...answer, kind: 'sizing-answer', cardId: null });
+    },
+    /** The sizing question the user's text answers, if one is waiting (expired ones are ignored). */
+    awaitedAnswer(chatId: number, userId: number): AwaitingAnswer | undefined {
+      const row = getAnswer.get(chatId, userId);
+      if (row === undefined) return undefined;
+      const r = z.object({ chat_id: z.number(), user_id: z.number(), item_id: z.number(), expires_at: z.number() }).parse(row);
+      return r.expires_at > now() ? { chatId: r.chat_id, userId: r.user_id, itemId: r.item_id, expiresAt: r.expires_at } : undefined;
+    },
+    /** Stops waiting for answers about an item. */
+    dropAnswersOf(itemId: number): void {
+      dropAnswersOf.run(itemId);
+    },
+    /** Forgets sizing questions nobody answered in time (their items keep their buttons). */
+    dropExpiredAnswers(): number {
+      return dropExpiredAnswers.run(now()).changes;
     },
   };
 }

@@ -41,7 +41,20 @@ export interface Item {
   readonly notBefore: number | null;
   /** Failed attempts of its current stage (rate limits and budget waits do not count). */
   readonly attempts: number;
+  /** Where the item's sizing stands (see {@link SizingStatus}); null: never sized. */
+  readonly sizing: SizingStatus | null;
+  /** The estimated cost range from sizing, in dollars. */
+  readonly estimateLowUsd: number | null;
+  readonly estimateHighUsd: number | null;
 }
+
+/** Sizing statuses, as migration 7 allows them. */
+export const SIZING_STATUSES = ['pending', 'asked', 'parked', 'done'] as const;
+/**
+ * pending: to be sized (again) · asked: the verdict waits for the user's tap or answer ·
+ * parked: sizing could not finish, the user decides · done.
+ */
+export type SizingStatus = (typeof SIZING_STATUSES)[number];
 
 /** What a new item needs. */
 export interface NewItem {
@@ -53,8 +66,10 @@ export interface NewItem {
   readonly sourceUpdateId?: number;
   /** @default 'queued' */
   readonly state?: ItemState;
-  /** The item whose review proposed this one. */
+  /** The item whose review proposed this one (or that was split into it). */
   readonly parentItemId?: number;
+  /** `pending`: sized before it is queued (the item starts `proposed`). */
+  readonly sizing?: 'pending';
 }
 
 const itemRow = z.object({
@@ -78,6 +93,9 @@ const itemRow = z.object({
   parent_item_id: z.number().nullable(),
   not_before: z.number().nullable(),
   attempts: z.number().int().nonnegative(),
+  sizing: z.enum(SIZING_STATUSES).nullable(),
+  estimate_low_usd: z.number().nullable(),
+  estimate_high_usd: z.number().nullable(),
 });
 
 function toItem(row: unknown): Item {
@@ -103,6 +121,9 @@ function toItem(row: unknown): Item {
     parentItemId: r.parent_item_id,
     notBefore: r.not_before,
     attempts: r.attempts,
+    sizing: r.sizing,
+    estimateLowUsd: r.estimate_low_usd,
+    estimateHighUsd: r.estimate_high_usd,
   };
 }
 
@@ -111,8 +132,8 @@ const inList = (states: ReadonlySet<ItemState>) => [...states].map((s) => `'${s}
 /** Item queries and state changes. Every state change also writes an `item_events` row. */
 export function createItemStore(db: Database, now: () => number) {
   const insert = db.prepare(
-    `INSERT INTO items (repo, title, request, state, chat_id, created_by, source_update_id, parent_item_id, created_at, updated_at)
-     VALUES (@repo, @title, @request, @state, @chatId, @createdBy, @sourceUpdateId, @parentItemId, @now, @now)`,
+    `INSERT INTO items (repo, title, request, state, chat_id, created_by, source_update_id, parent_item_id, sizing, created_at, updated_at)
+     VALUES (@repo, @title, @request, @state, @chatId, @createdBy, @sourceUpdateId, @parentItemId, @sizing, @now, @now)`,
   );
   const insertEvent = db.prepare(
     'INSERT INTO item_events (item_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)',
@@ -152,6 +173,27 @@ export function createItemStore(db: Database, now: () => number) {
   const setReview = db.prepare('UPDATE items SET review_summary = ?, updated_at = ? WHERE id = ?');
   const setComment = db.prepare('UPDATE items SET review_comment_id = ? WHERE id = ?');
   const reviewOf = db.prepare('SELECT review_summary, review_comment_id FROM items WHERE id = ?');
+  const dueSizing = db.prepare(
+    `SELECT * FROM items WHERE state = 'proposed' AND sizing = 'pending' AND (not_before IS NULL OR not_before <= ?) ORDER BY id`,
+  );
+  const setSized = db.prepare(
+    `UPDATE items SET sizing = @sizing, size_report = @report, estimate_low_usd = @low, estimate_high_usd = @high,
+       sizing_attempts = 0, not_before = NULL, updated_at = @at WHERE id = @id`,
+  );
+  const setSizingStatus = db.prepare('UPDATE items SET sizing = ?, updated_at = ? WHERE id = ?');
+  const retrySizing = db.prepare(
+    'UPDATE items SET sizing_attempts = sizing_attempts + ?, not_before = ?, updated_at = ? WHERE id = ? RETURNING sizing_attempts AS attempts',
+  );
+  const sizeReportOf = db.prepare('SELECT size_report, sizing_attempts FROM items WHERE id = ?');
+  const resize = db.prepare(
+    `UPDATE items SET request = ?, sizing = 'pending', size_report = NULL, estimate_low_usd = NULL, estimate_high_usd = NULL,
+       sizing_attempts = 0, not_before = NULL, updated_at = ? WHERE id = ?`,
+  );
+  const setRequest = db.prepare('UPDATE items SET request = ?, updated_at = ? WHERE id = ?');
+  const sizingCounts = db.prepare(`SELECT sizing, count(*) AS n FROM items WHERE state = 'proposed' AND sizing IS NOT NULL GROUP BY sizing`);
+  const bundleable = db.prepare(
+    `SELECT * FROM items WHERE repo = ? AND id != ? AND state = 'queued' AND branch IS NULL ORDER BY id DESC LIMIT ?`,
+  );
 
   return {
     /** Inserts an item and its first event; returns it. */
@@ -168,6 +210,7 @@ export function createItemStore(db: Database, now: () => number) {
           createdBy: item.createdBy,
           sourceUpdateId: item.sourceUpdateId ?? null,
           parentItemId: item.parentItemId ?? null,
+          sizing: item.sizing ?? null,
           now: at,
         });
         const id = Number(lastInsertRowid);
@@ -320,6 +363,64 @@ export function createItemStore(db: Database, now: () => number) {
     /** Records the commit a merge made. */
     setMergeCommit(id: number, sha: string): void {
       setMerged.run(sha, now(), id);
+    },
+
+    /** Proposed items whose sizing is pending and not waiting out a backoff at `at`, oldest first. */
+    dueForSizing(at: number): Item[] {
+      return dueSizing.all(at).map(toItem);
+    },
+
+    /**
+     * Records a sizing result: the status, the report (JSON) and the estimated range; the
+     * failed-attempt count and any backoff are cleared.
+     */
+    recordSizing(id: number, result: { sizing: SizingStatus; report?: unknown; lowUsd?: number; highUsd?: number }): void {
+      setSized.run({
+        id,
+        sizing: result.sizing,
+        report: result.report === undefined ? null : JSON.stringify(result.report),
+        low: result.lowUsd ?? null,
+        high: result.highUsd ?? null,
+        at: now(),
+      });
+    },
+
+    /** Sets where the item's sizing stands, keeping its report. */
+    setSizing(id: number, sizing: SizingStatus): void {
+      setSizingStatus.run(sizing, now(), id);
+    },
+
+    /** A sizing call to try again at `notBefore`; `counted` adds one failed attempt. Returns the failed attempts so far. */
+    retrySizing(id: number, notBefore: number, counted: boolean): number {
+      return (retrySizing.get(counted ? 1 : 0, notBefore, now(), id) as { attempts: number } | undefined)?.attempts ?? 0;
+    },
+
+    /** The stored sizing report (parsed JSON, unvalidated), or null. */
+    sizeReport(id: number): unknown {
+      const row = sizeReportOf.get(id) as { size_report: string | null } | undefined;
+      return row?.size_report ? (JSON.parse(row.size_report) as unknown) : null;
+    },
+
+    /** Replaces the request and sizes the item again from scratch (an answer was added to it). */
+    resize(id: number, request: string): void {
+      resize.run(request, now(), id);
+    },
+
+    /** Replaces the item's request (other requests were bundled into it). */
+    setRequest(id: number, request: string): void {
+      setRequest.run(request, now(), id);
+    },
+
+    /** Proposed items per sizing status; statuses with none are absent. */
+    countSizing(): Partial<Record<SizingStatus, number>> {
+      const counts: Partial<Record<SizingStatus, number>> = {};
+      for (const row of sizingCounts.all() as Array<{ sizing: SizingStatus; n: number }>) counts[row.sizing] = row.n;
+      return counts;
+    },
+
+    /** Queued items of `repo` that have not started (no branch yet), other than `exceptId`, newest first: what a small item may be bundled with. */
+    bundleable(repo: string, exceptId: number, limit: number): Item[] {
+      return bundleable.all(repo, exceptId, limit).map(toItem);
     },
 
     /** Item counts per state; states with no items are absent. */

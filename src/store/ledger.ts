@@ -91,6 +91,13 @@ export function createLedger(db: Database, now: () => number) {
   const mergedIn = `SELECT DISTINCT item_id FROM item_events WHERE to_state = 'merged' AND at >= ? AND at < ?`;
   const periodMerges = db.prepare(`SELECT count(*) AS n FROM (${mergedIn})`);
   const mergedItemsTotal = db.prepare(`SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE item_id IN (${mergedIn})`);
+  // What sizing estimates from: every dollar each finished (merged or rejected) item of a size
+  // class cost, sizing included, newest first. The class is the "class" of its size report.
+  const finishedOfClass = db.prepare(
+    `SELECT coalesce((SELECT sum(c.cost_usd) FROM llm_calls c WHERE c.item_id = i.id), 0) AS usd
+     FROM items i WHERE i.state IN ('merged', 'rejected') AND json_extract(i.size_report, '$.class') = ?
+     ORDER BY i.updated_at DESC, i.id DESC LIMIT ?`,
+  );
   // The days arrive as one JSON array of [from, to) pairs, so a month of local days (23- and
   // 25-hour ones included) is one query.
   const daily = db.prepare(
@@ -161,6 +168,10 @@ export function createLedger(db: Database, now: () => number) {
     /** Everything ever spent on the items merged in `period`, all stages, whenever it was spent. */
     mergedItemsUsd(period: Period): number {
       return usdRow.parse(mergedItemsTotal.get(period.from, period.to)).usd;
+    },
+    /** What each of the newest `limit` finished (merged or rejected) items of a size class cost in all, newest first. */
+    finishedItemsUsd(sizeClass: string, limit: number): number[] {
+      return finishedOfClass.all(sizeClass, limit).map((row) => usdRow.parse(row).usd);
     },
     /** Dollars per day and stage group; `days` are `[from, to)` ranges, rows name them by index. */
     dailyByStage(days: readonly Period[]): DaySpend[] {

@@ -297,6 +297,35 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX batches_item ON batches (item_id, step);
   CREATE INDEX batches_status ON batches (status);
   `,
+  `
+  -- Sizing at queue time (pipeline/sizer.ts): where a queued request's sizing stands. pending:
+  -- to be sized (after a crash or a failed call too) · asked: the verdict is on the phone and
+  -- waits for a tap or an answer · parked: sizing could not finish; the user decides · done.
+  -- Null for items that are never sized (a review's proposals, items queued with sizing off).
+  -- size_report (migration 5) holds the report as JSON; its "class" is what estimates group by.
+  ALTER TABLE items ADD COLUMN sizing TEXT CHECK (sizing IN ('pending', 'asked', 'parked', 'done'));
+  -- Failed sizing calls so far (rate limits and budget resets not counted).
+  ALTER TABLE items ADD COLUMN sizing_attempts INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX items_sizing ON items (sizing) WHERE sizing IS NOT NULL;
+
+  -- A question may now be about an item (sizing's question before it sizes again) instead of a
+  -- card, and one user may have one question of each kind waiting: a Reject's reason and a
+  -- sizing question side by side.
+  CREATE TABLE awaiting_replies_7 (
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('reject-reason', 'sizing-answer')),
+    card_id INTEGER REFERENCES cards (id),
+    item_id INTEGER REFERENCES items (id),
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, user_id, kind),
+    CHECK (CASE kind WHEN 'reject-reason' THEN card_id IS NOT NULL ELSE item_id IS NOT NULL END)
+  );
+  INSERT INTO awaiting_replies_7 (chat_id, user_id, kind, card_id, expires_at)
+    SELECT chat_id, user_id, kind, card_id, expires_at FROM awaiting_replies;
+  DROP TABLE awaiting_replies;
+  ALTER TABLE awaiting_replies_7 RENAME TO awaiting_replies;
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

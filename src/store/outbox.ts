@@ -80,6 +80,9 @@ export function createOutbox(db: Database, now: () => number) {
   );
   const byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
   const updatePending = db.prepare(`UPDATE outbox SET text = ? WHERE id = ? AND status = 'pending'`);
+  const byTelegramId = db.prepare(
+    'SELECT id, item_id FROM outbox WHERE chat_id = ? AND telegram_message_id = ? AND edit_of IS NULL ORDER BY id DESC LIMIT 1',
+  );
 
   return {
     /** Adds messages (parts of one logical message, in order); returns their ids. */
@@ -121,6 +124,11 @@ export function createOutbox(db: Database, now: () => number) {
     /** Replaces the text of a message not sent yet; false if it was already sent (or given up). */
     updatePendingText(id: number, text: string): boolean {
       return updatePending.run(text, id).changes === 1;
+    },
+    /** The row that sent Telegram message `messageId` to `chatId` (not an edit of it), with the item it is about. */
+    byTelegramMessage(chatId: number, messageId: number): { id: number; itemId: number | null } | undefined {
+      const row = byTelegramId.get(chatId, messageId) as { id: number; item_id: number | null } | undefined;
+      return row && { id: row.id, itemId: row.item_id };
     },
     /** Reads one message back with its status, for diagnostics and tests. */
     get(id: number) {

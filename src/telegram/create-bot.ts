@@ -13,6 +13,7 @@ import { queueFeature } from './features/queue.js';
 import { reviewFeature } from './features/review.js';
 import { controlFeature } from './features/control.js';
 import { costsFeature, type CostsDeps } from './features/costs.js';
+import { sizingFeature } from './features/sizing.js';
 import { statusFeature } from './features/status.js';
 import { unhandledFeature } from './features/unhandled.js';
 import { redactOutgoing } from './redact-outgoing.js';
@@ -56,6 +57,8 @@ export interface BotDeps {
   readonly costs?: Omit<CostsDeps, 'respond'>;
   /** The dispatcher behind /run, /pause, /resume, /stop; without it those commands are unknown (unit tests of other features). */
   readonly control?: Omit<Parameters<typeof controlFeature>[0], 'runner' | 'respond'>;
+  /** Sizing's buttons and answers, and sizing new items; without it items queued `proposed` wait for the sizer's tick. */
+  readonly sizing?: Omit<Parameters<typeof sizingFeature>[0], 'respond'>;
 }
 
 /**
@@ -83,8 +86,14 @@ export function createBot(deps: BotDeps): Bot<BotContext> {
   const features = bot.errorBoundary(errorHandler(deps.log, true));
   // Before queueing: the text typed after Reject is its reason, not new work.
   const control = deps.control && controlFeature({ ...deps.control, runner: deps.runner, respond });
+  const sizing = deps.sizing && sizingFeature({ ...deps.sizing, respond });
+  // Sizing's buttons before the review feature, which refuses every stored button it does not know.
+  if (sizing) features.use(sizing.taps);
   if (deps.review) features.use(reviewFeature({ ...deps.review, ...(control ? { runNow: (ctx: BotContext) => control.startReply(ctx).html } : {}) }));
-  features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond }));
+  // After a Reject's reason, before queueing: the text answering a sizing question is not new work.
+  if (sizing) features.use(sizing.answers);
+  const sizer = deps.sizing?.sizer;
+  features.use(queueFeature({ backlog: deps.backlog, repos: deps.repos, respond, ...(sizer ? { afterQueued: (item) => sizer.sizeSoon(item.id) } : {}) }));
   features.use(backlogFeature({ backlog: deps.backlog, respond }));
   features.use(cancelFeature({ backlog: deps.backlog, runner: deps.runner, respond }));
   if (control) features.use(control.composer);

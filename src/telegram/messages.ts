@@ -21,9 +21,28 @@ const STATE_ICONS: Record<ItemState, string> = {
   cancelled: '🚫',
 };
 
-/** Reply to a queued item. */
+/** Reply to a queued item; an item to be sized first (still `proposed`) says so. */
 export function queuedText(item: Item): string {
+  if (item.state === 'proposed') return html`📏 Sizing #${item.id} for ${item.repo}…` + `\n<b>${escapeHtml(item.title)}</b>`;
   return html`Queued #${item.id} for ${item.repo}` + `\n<b>${escapeHtml(item.title)}</b>`;
+}
+
+/** How an item's state reads in lists: sizing's part of `proposed` in words, a queued item's estimate. */
+export function stateLabel(item: Item): string {
+  if (item.state === 'proposed') {
+    switch (item.sizing) {
+      case 'pending':
+        return 'being sized';
+      case 'asked':
+        return 'sized; waiting for your answer';
+      case 'parked':
+        return 'sizing stopped; waiting for you';
+      default:
+        return 'proposed';
+    }
+  }
+  const estimate = item.estimateLowUsd !== null && item.estimateHighUsd !== null ? ` · est. $${item.estimateLowUsd.toFixed(2)}–$${item.estimateHighUsd.toFixed(2)}` : '';
+  return item.state === 'queued' ? `queued${estimate}` : item.state;
 }
 
 /** The /help text. */
@@ -73,7 +92,7 @@ export function ambiguousRepoText(asked: string, matches: readonly RepoName[]): 
 export function backlogText(page: BacklogPage): string {
   if (page.total === 0) return 'The backlog is empty. Send a message to queue work.';
   const lines = page.items.map(
-    (item) => `${STATE_ICONS[item.state]} <b>#${item.id}</b> ${escapeHtml(item.title)}\n    <i>${item.state} · ${escapeHtml(item.repo)}</i>`,
+    (item) => `${STATE_ICONS[item.state]} <b>#${item.id}</b> ${escapeHtml(item.title)}\n    <i>${escapeHtml(stateLabel(item))} · ${escapeHtml(item.repo)}</i>`,
   );
   const header = `<b>Backlog</b> · ${page.total} open` + (page.pageCount > 1 ? ` · page ${page.page + 1}/${page.pageCount}` : '');
   return [header, '', ...lines].join('\n');
@@ -106,7 +125,14 @@ export function statusText(status: BacklogStatus, review?: ReviewStatus): string
         ...(review.pausedRepos.length > 0 ? [`⏸ Building paused: ${escapeHtml(review.pausedRepos.join(', '))}`] : []),
       ]
     : [];
-  return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, '', running, ...cards].join('\n');
+  const sized = status.sizing ?? {};
+  const sizingParts = [
+    (sized.pending ?? 0) > 0 ? `${sized.pending} being sized` : '',
+    (sized.asked ?? 0) > 0 ? `${sized.asked} waiting for your answer` : '',
+    (sized.parked ?? 0) > 0 ? `${sized.parked} whose sizing stopped` : '',
+  ].filter((p) => p !== '');
+  const sizing = sizingParts.length === 0 ? [] : [`📏 Sizing: ${sizingParts.join(' · ')}`];
+  return [`<b>Status</b>`, counts === '' ? 'No items yet.' : counts, ...sizing, '', running, ...cards].join('\n');
 }
 
 

@@ -104,6 +104,11 @@ export interface Workspace {
   /** Paths of the files directly in `dir` on the repo's default branch (e.g. `.nightshift/review`). */
   listFromDefaultBranch(repo: RepoName, dir: string): Promise<string[]>;
   /**
+   * Paths of every file on the repo's default branch as last fetched (fetching first when the
+   * repo was never fetched), in git's order (sorted by path). Submodules are not entered.
+   */
+  listAllFromDefaultBranch(repo: RepoName): Promise<string[]>;
+  /**
    * The unified diff from `baseSha` to the worktree's HEAD (committed changes only), always as
    * text: a `.gitattributes` marking paths `-diff` or binary cannot hide a change from review.
    */
@@ -534,6 +539,23 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
         await restoreConfig(repo);
         const commit = (await commitOf(repo, 'refs/remotes/origin/HEAD')) ?? (await syncClone(repo)).defaultSha;
         const listing = await inClone(repo, ['--literal-pathspecs', 'ls-tree', '-z', '--full-tree', commit, '--', `${rel}/`]);
+        return listing
+          .split('\0')
+          .map((entry) => /^[0-7]{6} blob [0-9a-f]+\t([\s\S]*)$/.exec(entry)?.[1])
+          .filter((path): path is string => path !== undefined);
+      });
+    },
+
+    async listAllFromDefaultBranch(repoName) {
+      const repo = repoPaths(repoName.owner, repoName.name);
+      return withLock(repo.clone, async () => {
+        let commit: string | undefined;
+        if (existsSync(join(repo.clone, 'HEAD'))) {
+          await restoreConfig(repo);
+          commit = await commitOf(repo, 'refs/remotes/origin/HEAD');
+        }
+        commit ??= (await syncClone(repo)).defaultSha;
+        const listing = await inClone(repo, ['ls-tree', '-r', '-z', '--full-tree', commit]);
         return listing
           .split('\0')
           .map((entry) => /^[0-7]{6} blob [0-9a-f]+\t([\s\S]*)$/.exec(entry)?.[1])

@@ -55,6 +55,8 @@ export function botEnv(apiRoot: string, dataDir: string, overrides: Record<strin
     // Tests start runs with /run, at any hour; the dispatcher's own tests set these.
     NIGHTSHIFT_AUTO_RUN: 'false',
     NIGHTSHIFT_PEAK_HOURS: 'none',
+    // Items go straight to the queue; the sizing tests turn sizing on.
+    NIGHTSHIFT_SIZING: 'off',
     ...overrides,
   };
 }

@@ -47,6 +47,9 @@ export function makeItem(overrides: Partial<Item> = {}): Item {
     parentItemId: null,
     notBefore: null,
     attempts: 0,
+    sizing: null,
+    estimateLowUsd: null,
+    estimateHighUsd: null,
     ...overrides,
   };
 }

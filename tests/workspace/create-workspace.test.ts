@@ -277,6 +277,20 @@ describe('readFromDefaultBranch', () => {
   });
 });
 
+describe('listAllFromDefaultBranch', () => {
+  it('lists every file of the default branch, fetching first when the repository was never prepared', async () => {
+    setup({ 'README.md': README, 'src/a.ts': 'a\n', 'src/deep/b.ts': 'b\n' });
+    pushCommit(bare, 'main', { symlinks: { 'link.md': 'README.md' } });
+
+    expect(await ws.listAllFromDefaultBranch(repoOf(bare))).toEqual(['README.md', 'link.md', 'src/a.ts', 'src/deep/b.ts']);
+    // A branch's files are not the default branch's.
+    const p = await ws.prepare(item(9));
+    writeFileSync(join(p.path, 'extra.ts'), 'x\n');
+    await ws.commitAll(p.path, 'Extra');
+    expect(await ws.listAllFromDefaultBranch(repoOf(bare))).not.toContain('extra.ts');
+  });
+});
+
 describe('remove', () => {
   it('removes the worktree and its admin dir, keeps the branch, and is idempotent', async () => {
     setup();

@@ -1,17 +1,25 @@
 import { Composer } from 'grammy';
 import { parseRequest, type RepoName } from '../../domain/parse-request.js';
 import type { Backlog } from '../../pipeline/backlog.js';
+import type { Item } from '../../store/items.js';
 import type { BotContext } from '../context.js';
 import { ambiguousRepoText, queuedText, queueUsageText, unknownRepoText } from '../messages.js';
 import type { Respond } from '../respond.js';
 
 /** Queues work from `/queue <text>` and from any plain text message. */
-export function queueFeature(deps: { backlog: Backlog; repos: readonly RepoName[]; respond: Respond }) {
+export function queueFeature(deps: {
+  backlog: Backlog;
+  repos: readonly RepoName[];
+  respond: Respond;
+  /** After the update that stored a new item committed (sizing starts here). */
+  afterQueued?: (item: Item) => void;
+}) {
   const { backlog, repos, respond } = deps;
   const composer = new Composer<BotContext>();
 
-  const queue = (ctx: BotContext, text: string) =>
-    respond(ctx, () => {
+  const queue = (ctx: BotContext, text: string) => {
+    let stored: Item | undefined;
+    const fresh = respond(ctx, () => {
       const parsed = parseRequest(text, repos);
       switch (parsed.kind) {
         case 'empty':
@@ -28,11 +36,14 @@ export function queueFeature(deps: { backlog: Backlog; repos: readonly RepoName[
             userId: ctx.from!.id,
             updateId: ctx.update.update_id,
           });
-          ctx.log.info({ itemId: item.id, repo: item.repo }, 'queued item');
+          ctx.log.info({ itemId: item.id, repo: item.repo, state: item.state }, 'queued item');
+          stored = item;
           return { html: queuedText(item), itemId: item.id };
         }
       }
     });
+    if (fresh && stored) deps.afterQueued?.(stored);
+  };
 
   composer.command('queue', (ctx) => {
     queue(ctx, ctx.match);
