@@ -250,12 +250,13 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     tick: async () => {
       // Requests whose sizing a crash, a failed call or a budget reset left pending.
       sizer.tick();
-      await cardDesk.tick();
-      drift.tick();
       // Reviews whose retry wait is over go on in place; queued builds are the dispatcher's.
+      // Both before the cards, whose GitHub reads may take a while.
       runner.wakeDue();
       // node-cron wakes the dispatcher every minute; the tick also does, so an item queued off-peak starts soon.
       dispatcher?.tick();
+      await cardDesk.tick();
+      drift.tick();
     },
     ...(options.tickIntervalMs === undefined ? {} : { intervalMs: options.tickIntervalMs }),
     log: log.child({ component: 'ticker' }),
@@ -331,9 +332,10 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     .finally(() => {
       if (stopping) return;
       ticker.start();
-      batchTicker.start();
       dispatcher?.start();
     });
+  // Batches do not wait for decisions to be settled: polling them touches no card.
+  batchTicker.start();
   // bot.start() waits out network errors and 5xx on getMe (a flaky connection at boot is not
   // fatal) but rejects on 401, which `done` turns into a clear fatal message.
   const polling = bot.start({

@@ -9,8 +9,8 @@ const NETWORK_GIT = new Set(['fetch', 'push', 'ls-remote', 'clone']);
 
 /**
  * Turns an error thrown by a stage's git or GitHub work into an outcome: connection trouble,
- * timeouts, 5xx and rate limits are worth retrying later (without counting against the item);
- * anything else fails the item with a reason the user can act on.
+ * timeouts, 5xx and rate limits are worth retrying later (rate limits as `throttled`, which use
+ * no attempt); anything else fails the item with a reason the user can act on.
  */
 export function classifyStageError(error: unknown): Extract<StageOutcome, { kind: 'retry-later' | 'failed' }> {
   if (error instanceof GitError) {

@@ -10,6 +10,8 @@ export const RETRY_LATER_BASE_MS = 60_000;
 export const RETRY_LATER_MAX_MS = 30 * 60_000;
 /** Attempts of a stage before the item fails, when not configured (`NIGHTSHIFT_MAX_ATTEMPTS`). @default 3 */
 export const DEFAULT_MAX_ATTEMPTS = 3;
+/** Rate-limited waits in a row that use no attempt (about 4.5 hours of backoff); later ones do. @default 12 */
+export const MAX_THROTTLED_IN_A_ROW = 12;
 
 /** The answer to /run. */
 export type StartResult =
@@ -112,7 +114,9 @@ export function createRunner(deps: {
       const resumed = store.items.get(id);
       if (resumed && !hasRoom(resumed.repo)) continue; // its repo is busy: it waits for its turn
       pendingResumes.splice(pendingResumes.indexOf(id), 1);
-      if (resumed && ACTIVE.has(resumed.state)) start(resumed);
+      // Started meanwhile, or waiting out a backoff since it was listed: not now.
+      if (!resumed || running.has(id) || (resumed.notBefore ?? 0) > clock()) continue;
+      if (ACTIVE.has(resumed.state)) start(resumed);
     }
   }
 
@@ -156,7 +160,8 @@ export function createRunner(deps: {
       // Shutting down: the item keeps its state and resumes from its checkpoint on the next start.
       if (abort.signal.aborted) return;
       try {
-        if (!settle(item, fence, stage, state, outcome, ilog)) return;
+        // Aborted for this item alone: /stop (a cancel moves the item, which settle sees).
+        if (!settle(item, fence, stage, state, outcome, signal.aborted, ilog)) return;
       } catch (error) {
         ilog.error({ err: error }, 'could not record the outcome of the stage; the item resumes on the next start');
         return;
@@ -165,7 +170,7 @@ export function createRunner(deps: {
   }
 
   /** Applies a stage's outcome; true when the item should go on to its next stage now. */
-  function settle(item: Item, fence: number, stage: 'build' | 'review', from: Item['state'], outcome: StageOutcome, ilog: Logger): boolean {
+  function settle(item: Item, fence: number, stage: 'build' | 'review', from: Item['state'], outcome: StageOutcome, stopped: boolean, ilog: Logger): boolean {
     const nowMs = clock();
     const move = (to: Item['state'], reason: string) => store.items.transitionFenced(item.id, fence, to, reason);
     const now = store.items.get(item.id)?.state;
@@ -191,10 +196,15 @@ export function createRunner(deps: {
         return false;
       }
       case 'retry-later': {
-        if (paused()) {
-          // Stopped (/stop): the item keeps its state and checkpoint; /resume picks it up.
-          ilog.info('run stopped; waiting for /resume');
-          notifier.notify(store.items.get(item.id)!, { kind: 'stopped' });
+        // Stopped (/stop): the item keeps its state and checkpoint, and no attempt is used.
+        // /resume picks it up; if /resume came while the run was winding down, it goes on now.
+        if (stopped || paused()) {
+          if (paused()) {
+            ilog.info('run stopped; waiting for /resume');
+            notifier.notify(store.items.get(item.id)!, { kind: 'stopped' });
+          } else if (!pendingResumes.includes(item.id)) {
+            pendingResumes.push(item.id);
+          }
           return false;
         }
         // A budget stop waits for the cap's reset, and a rate limit or overload backs off; neither
@@ -207,13 +217,18 @@ export function createRunner(deps: {
           let attempt: { n: number; of: number } | undefined;
           if (outcome.notBefore !== undefined) {
             delay = Math.max(1000, outcome.notBefore - nowMs);
-          } else if (outcome.throttled) {
+          } else if (outcome.throttled && (throttleCounts.get(item.id) ?? 0) < MAX_THROTTLED_IN_A_ROW) {
             const count = (throttleCounts.get(item.id) ?? 0) + 1;
             throttleCounts.set(item.id, count);
             delay = backoff(count);
           } else {
+            // A failure, or rate limits that go on for hours (a request larger than the
+            // account's per-minute limit is refused every time): each uses an attempt.
             attempt = { n: store.items.addAttempt(item.id), of: maxAttempts };
-            if (attempt.n >= maxAttempts) return { kind: 'failed', item: move('failed', `gave up after ${attempt.n} attempts; the last one: ${outcome.reason}`) } as const;
+            if (attempt.n >= maxAttempts) {
+              const tries = attempt.n === 1 ? 'one attempt' : `${attempt.n} attempts`;
+              return { kind: 'failed', item: move('failed', `gave up after ${tries}; the last one: ${outcome.reason}`) } as const;
+            }
             delay = backoff(attempt.n);
           }
           // A build goes back to the queue; a review keeps its state and is resumed in place.
@@ -243,7 +258,12 @@ export function createRunner(deps: {
         // no failed attempt. Whoever receives the results resumes it (`resume`), also after a
         // restart; `until` is persisted so nothing starts it early by the clock alone (past it,
         // the clock looks again at most every RETRY_LATER_MAX_MS, not at every tick).
-        store.items.setNotBefore(item.id, Math.max(outcome.until, nowMs + RETRY_LATER_MAX_MS));
+        // Handing the work off was progress: the stage's failed attempts start again from none.
+        store.transaction(() => {
+          store.items.setNotBefore(item.id, Math.max(outcome.until, nowMs + RETRY_LATER_MAX_MS));
+          store.items.clearAttempts(item.id);
+        });
+        throttleCounts.delete(item.id);
         ilog.info({ reason: outcome.reason, until: outcome.until }, 'waiting for work handed off');
         notifier.notify(store.items.get(item.id)!, { kind: 'waiting', reason: outcome.reason, until: outcome.until });
         return false;
@@ -332,7 +352,11 @@ export function createRunner(deps: {
       if (paused()) return;
       const item = store.items.get(itemId);
       if (!item || !(item.state === 'reviewing' || item.state === 'fixing')) return;
-      if (hasRoom(item.repo)) start(item);
+      if (hasRoom(item.repo)) {
+        const listed = pendingResumes.indexOf(itemId);
+        if (listed >= 0) pendingResumes.splice(listed, 1);
+        start(item);
+      }
       else if (!pendingResumes.includes(itemId)) pendingResumes.push(itemId);
     },
     itemEnded(itemId) {

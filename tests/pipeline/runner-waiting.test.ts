@@ -91,6 +91,8 @@ describe('runner: a waiting stage', () => {
     reviews[0]!.finish({ kind: 'waiting', reason: 'batch', until: clock.now + 1000 });
     await runner.idle();
     store.settings.setPaused(true);
+    // The batch ended: the poller clears the wait and asks the runner to resume the item.
+    store.items.setNotBefore(item.id, null);
     runner.resume(item.id);
     await runner.idle();
     expect(reviews).toHaveLength(1);

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StageOutcome } from '../../src/pipeline/build-stage.js';
 import type { ItemEvent } from '../../src/pipeline/item-events.js';
-import { createRunner, RETRY_LATER_BASE_MS, RETRY_LATER_MAX_MS, type Runner } from '../../src/pipeline/runner.js';
+import { createRunner, MAX_THROTTLED_IN_A_ROW, RETRY_LATER_BASE_MS, RETRY_LATER_MAX_MS, type Runner } from '../../src/pipeline/runner.js';
 import { createDispatcher } from '../../src/scheduler/create-dispatcher.js';
 import type { Item } from '../../src/store/items.js';
 import type { Store } from '../../src/store/open-store.js';
@@ -343,5 +343,59 @@ describe('runner', () => {
     builds[0]!.finish({ kind: 'retry-later', reason: 'git push failed: connection reset' });
     await manual.idle();
     expect(events.at(-1)!.event).toMatchObject({ kind: 'retry-later', waitsForRun: true, attempt: { n: 1, of: 3 } });
+  });
+
+  // Regression: a /resume that came while the stopped run was still winding down found the item
+  // running (so did not list it), and the run then settled unpaused: "stopped by request" used
+  // an attempt and the item waited out a backoff, or failed after three quick /stop + /resume.
+  it('goes on at once, using no attempt, when /resume comes before the stopped run has wound down', async () => {
+    const { store, runner, builds, kinds } = setup({ maxAttempts: 1 });
+    const item = store.items.create(makeNewItem());
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    store.settings.setPaused(true);
+    runner.abortRuns();
+    // /resume, before the aborted stage's outcome is applied.
+    store.settings.setPaused(false);
+    runner.resumeWaiting();
+    await vi.waitFor(() => expect(builds).toHaveLength(2));
+    expect(store.items.get(item.id)).toMatchObject({ state: 'building', attempts: 0, notBefore: null });
+    expect(kinds(item.id)).not.toContain('retry-later');
+    expect(kinds(item.id)).not.toContain('failed');
+  });
+
+  it('counts rate limits as attempts once they have gone on for MAX_THROTTLED_IN_A_ROW waits', async () => {
+    const { store, clock, runner, builds, events } = setup({ maxAttempts: 1 });
+    const dispatcher = dispatcherFor(store, runner, clock, true);
+    const item = store.items.create(makeNewItem());
+    for (let i = 0; i <= MAX_THROTTLED_IN_A_ROW; i++) {
+      dispatcher.tick();
+      await vi.waitFor(() => expect(builds).toHaveLength(i + 1));
+      builds[i]!.finish({ kind: 'retry-later', reason: 'Anthropic rate limit (429)', throttled: true });
+      await runner.idle();
+      if (i < MAX_THROTTLED_IN_A_ROW) {
+        expect(store.items.get(item.id)).toMatchObject({ state: 'queued', attempts: 0 });
+        clock.now = store.items.get(item.id)!.notBefore!;
+      }
+    }
+    expect(store.items.get(item.id)).toMatchObject({ state: 'failed', stateReason: 'gave up after one attempt; the last one: Anthropic rate limit (429)' });
+    expect(events.at(-1)!.event).toMatchObject({ kind: 'failed' });
+  });
+
+  it('starts the attempts afresh once the stage has handed work off (a batch it waits for)', async () => {
+    const { store, runner, builds, reviews } = setup();
+    const item = store.items.create(makeNewItem());
+    runner.startNext();
+    await vi.waitFor(() => expect(builds).toHaveLength(1));
+    builds[0]!.finish({ kind: 'done' });
+    await vi.waitFor(() => expect(reviews).toHaveLength(1));
+    reviews[0]!.finish({ kind: 'retry-later', reason: 'connection to Anthropic failed' });
+    await runner.idle();
+    expect(store.items.get(item.id)!.attempts).toBe(1);
+    runner.resume(item.id);
+    await vi.waitFor(() => expect(reviews).toHaveLength(2));
+    reviews[1]!.finish({ kind: 'waiting', reason: 'review submitted as a batch', until: Date.UTC(2026, 10, 26, 9) });
+    await runner.idle();
+    expect(store.items.get(item.id)).toMatchObject({ state: 'reviewing', attempts: 0 });
   });
 });

@@ -113,8 +113,16 @@ export function controlFeature(deps: {
         return { html: html`Already working on #${result.item.id}: ${result.item.title}, and no other queued item can start now (all run slots are busy, or its repo is).` };
       case 'paused':
         return { html: 'Building is paused. /resume first.' };
-      case 'empty':
-        return { html: 'Nothing is queued. Send a message to queue work.' };
+      case 'empty': {
+        // Queued items the queue skips: waiting out a retry's backoff, or of a paused repo.
+        const waiting = store.items.countByState().queued ?? 0;
+        return {
+          html:
+            waiting > 0
+              ? `Nothing can start now: ${waiting === 1 ? 'the queued item waits' : `the ${waiting} queued items wait`} for a retry's backoff or a paused repo (/status). Try /run again in a minute.`
+              : 'Nothing is queued. Send a message to queue work.',
+        };
+      }
     }
   }
 
