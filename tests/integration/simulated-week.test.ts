@@ -16,7 +16,8 @@ import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-
 // The issue's "done when": the bot left running against the fakes over a simulated week on an
 // injected clock. A user in New York queues three items a day (one before, two during peak
 // hours) and approves every card while awake. The week crosses the end of October (the monthly
-// cap resets) and the end of daylight saving time (1 November, 02:00 → 01:00). Afterwards:
+// cap resets) and the end of daylight saving time (1 November, 02:00 → 01:00). Each request is
+// sized when it is queued (it fits). Afterwards:
 // every run started off-peak, no cap was ever exceeded, and /costs says what the ledger says.
 // The expectations are computed here from the database with Intl, not with nightshift's own
 // time functions.
@@ -101,7 +102,7 @@ async function settled(): Promise<void> {
       const leased = (d.prepare('SELECT count(*) AS n FROM items WHERE lease_owner IS NOT NULL').get() as { n: number }).n;
       const unsent = (d.prepare(`SELECT count(*) AS n FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?`).get(clock.now) as { n: number }).n;
       const deciding = (d.prepare(`SELECT count(*) AS n FROM cards WHERE status = 'deciding'`).get() as { n: number }).n;
-      return leased + unsent + deciding;
+      return leased + unsent + deciding + sizingDue(d);
     }, 0);
     if (busy === 0) return;
     await until(
@@ -109,12 +110,16 @@ async function settled(): Promise<void> {
         query((d) => {
           const leased = (d.prepare('SELECT count(*) AS n FROM items WHERE lease_owner IS NOT NULL').get() as { n: number }).n;
           const deciding = (d.prepare(`SELECT count(*) AS n FROM cards WHERE status = 'deciding'`).get() as { n: number }).n;
-          return leased + deciding === 0;
+          return leased + deciding + sizingDue(d) === 0;
         }, true),
       'the runs and decisions in hand to end',
     );
   }
 }
+
+/** Requests whose sizing is due now (not waiting for a budget's reset). */
+const sizingDue = (d: Database.Database) =>
+  (d.prepare(`SELECT count(*) AS n FROM items WHERE state = 'proposed' AND sizing = 'pending' AND coalesce(not_before, 0) <= ?`).get(clock.now) as { n: number }).n;
 
 /** Review cards that still offer Approve, as they read now. */
 function approvable(): SentMessage[] {
@@ -142,6 +147,9 @@ beforeEach(async () => {
       }
       const n = anthropic.requests.filter((r) => isAgent(r) && body(r).messages.length === 1 && !JSON.stringify(body(r)).includes('fixing problems')).length;
       return { ...tool('str_replace_based_edit_tool', { command: 'create', path: `src/feature${n}.js`, file_text: `export const feature${n} = () => ${n}; ${MARK}\n` }), outputTokens: 900 };
+    }
+    if (b.tool_choice?.name === 'report_size') {
+      return { ...tool('report_size', { context_needed: 'small', judgment_needed: 'low', risk: 'low', verdict: 'fits', reason: 'one new function' }), outputTokens: 300 };
     }
     if (b.tool_choice?.name === 'report_findings') {
       const marked = /\+export const feature(\d+) = \(\) => \d+; \/\/ XXX-UNVALIDATED/.exec(all);
@@ -181,6 +189,7 @@ describe('a simulated week (in process, injected clock)', () => {
         NIGHTSHIFT_PEAK_HOURS: `${PEAK.from}:00-${PEAK.to}:00`,
         NIGHTSHIFT_AUTO_RUN: 'true',
         NIGHTSHIFT_DRIFT_EVERY: '0',
+        NIGHTSHIFT_SIZING: 'on',
         NIGHTSHIFT_BUDGET_DAILY_USD: String(DAILY_USD),
         NIGHTSHIFT_BUDGET_MONTHLY_USD: String(MONTHLY_USD),
         NIGHTSHIFT_BUDGET_ITEM_USD: String(ITEM_USD),
@@ -201,7 +210,7 @@ describe('a simulated week (in process, injected clock)', () => {
         queued += 1;
         const n = queued;
         telegram.pushMessage(ALICE, `Add feature ${n} (${local.weekday} ${local.hhmm})`);
-        await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => new RegExp(`Queued #${n}\\b`).test(m.text)), { what: `item ${n} queued` });
+        await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => new RegExp(`Sizing #${n}\\b`).test(m.text)), { what: `item ${n} taken for sizing` });
       }
       await settled();
       if (local.hour >= AWAKE.from && local.hour < AWAKE.to) {
@@ -243,10 +252,11 @@ describe('a simulated week (in process, injected clock)', () => {
     for (const [day, usd] of byDay) expect(usd, `spend on ${day}`).toBeLessThanOrEqual(DAILY_USD);
     for (const [month, usd] of byMonth) expect(usd, `spend in ${month}`).toBeLessThanOrEqual(MONTHLY_USD);
     for (const [item, usd] of byItem) expect(usd, `spend on item ${item}`).toBeLessThanOrEqual(ITEM_USD);
-    for (const [key, usd] of byItemStage) {
-      const cap = key.endsWith(' build') ? BUILD_USD : REVIEW_USD;
-      expect(usd, `spend on ${key}`).toBeLessThanOrEqual(cap);
-    }
+    const stageCaps: Record<string, number> = { build: BUILD_USD, review: REVIEW_USD, fix: config.review.fixBudgetUsd, sizing: config.sizing.budgetUsd };
+    for (const [key, usd] of byItemStage) expect(usd, `spend on ${key}`).toBeLessThanOrEqual(stageCaps[key.split(' ')[1]!]!);
+    // Every request was sized first, at queue time (also during peak hours: sizing is no run).
+    expect(byItemStage.size).toBeGreaterThan(0);
+    expect([...byItemStage.keys()].filter((k) => k.endsWith(' sizing'))).toHaveLength(queued);
     expect(merged).toBeGreaterThanOrEqual(4);
     // The caps bound: work was left queued, October's budget ran out (less than a run's minimum
     // was left), and runs started again on 1 November, once the monthly cap had reset.
