@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { benchCompaction } from './compaction.js';
+import { benchLlmCost } from './llm-cost.js';
 import { formatTable, judge, type BenchRow, type JudgedRow } from './lib/report.js';
 import { benchQueueing, benchResponsiveness } from './responsiveness.js';
 import { benchBacklogRender } from './store.js';
@@ -14,6 +15,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 /** Every benchmark by the name `--only` takes, in the order the table shows them. */
 const BENCHES: ReadonlyArray<{ name: string; run: () => Promise<BenchRow[]> | BenchRow[] }> = [
+  { name: 'cost', run: benchLlmCost },
   { name: 'compaction', run: benchCompaction },
   { name: 'responsiveness', run: benchResponsiveness },
   { name: 'store', run: () => benchBacklogRender() },
