@@ -9,6 +9,7 @@ import { benchCompaction } from './compaction.js';
 import { benchLlmCost } from './llm-cost.js';
 import { formatTable, judge, type BenchRow, type JudgedRow } from './lib/report.js';
 import { benchQueueing, benchResponsiveness } from './responsiveness.js';
+import { benchScenario } from './scenario.js';
 import { benchBacklogRender } from './store.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -16,6 +17,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 /** Every benchmark by the name `--only` takes, in the order the table shows them. */
 const BENCHES: ReadonlyArray<{ name: string; run: () => Promise<BenchRow[]> | BenchRow[] }> = [
   { name: 'cost', run: benchLlmCost },
+  { name: 'scenario', run: benchScenario },
   { name: 'compaction', run: benchCompaction },
   { name: 'responsiveness', run: benchResponsiveness },
   { name: 'store', run: () => benchBacklogRender() },
