@@ -31,6 +31,7 @@ export async function startBot(kind: BotKind, telegram: FakeTelegram, dataDir = 
   const script = kind === 'nightshift' ? join(ROOT, 'dist/main.js') : join(ROOT, 'bench/support/echo-bot.mjs');
   const polls = telegram.callsOf('getUpdates').length;
   const spawnedAt = performance.now();
+  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the bot under the benchmark's load.
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ') ?? []), script], {
     cwd: kind === 'nightshift' ? tempDir('ns-bench-cwd-') : ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
