@@ -27,8 +27,6 @@ const CHATTER_PATTERNS: readonly RegExp[] = [
   // npm
   /^npm (?:WARN|warn) deprecated\b/,
   /^npm notice\b/,
-  /^(?:added|removed|changed|audited) \d+ packages?\b/,
-  /^up to date(?:, audited \d+ packages?)?\b/,
   /^\d+ packages? (?:are|is) looking for funding\b/,
   /^run `npm fund` for details$/,
   /^found 0 vulnerabilities$/,
@@ -46,6 +44,15 @@ const CHATTER_PATTERNS: readonly RegExp[] = [
   /^(?:Enumerating|Counting|Compressing|Writing|Receiving|Resolving|Unpacking) (?:objects|deltas):/,
   /^Updating files:\s+\d+%/,
 ];
+
+// npm's log levels below warn (`--loglevel=http|verbose|silly`, timing): one line per request
+// or step. Dropped unless a line looks like a problem; the `npm error` lines say what failed.
+const NPM_DEBUG_LOG = /^npm (?:http|verbose|timing|sill|silly|info)\b/;
+// npm's empty error lines (`npm error` alone) separate paragraphs and say nothing.
+const EMPTY_NPM_ERROR = /^npm (?:error|ERR!)$/;
+// A marker line under code (tsc's ~~~~, vitest/jest/Python carets, a gutter `|`): the column
+// it points at is in the file:line:col reference above it.
+const COLUMN_MARKER = /^[\s|]*(?:~+|\^+)[\s~^]*$/;
 
 // Characters progress bars are drawn with.
 const BAR_CHARS = /[█▉▊▋▌▍▎▏▓▒░■□━─╸╺=#]/g;
@@ -90,6 +97,11 @@ const IMPORTANT_PATTERN = new RegExp(
 const IMPORTANT_CASED = /\bERR!|\bERR\b/;
 // Passing-test lines and zero counts mention "fail"/"error" without being a problem.
 const PASS_LINE = /^\s*(?:✓|✔|√|PASS\b|ok\s+\d+\b)/;
+// A passing test in pytest's verbose listing: `tests/test_x.py::test_y[1] PASSED   [ 12%]`.
+const PYTEST_PASSED = /^\S+::\S.*\sPASSED\b/;
+// Runs of passing-test lines at least this long fold into one count: which tests passed is
+// not worth paying for on every later turn (the runner's summary still counts them).
+const MIN_PASSING_RUN = 3;
 const ZERO_COUNTS = /\b0 (?:errors?|failures?|failed|failing|warnings?)\b/gi;
 
 // Shorter runs of lines that differ only in digits stay (a short `ls` of numbered files).
@@ -106,7 +118,9 @@ const MARKER_CHARS = 80;
 /**
  * Cleans command output for the model: strips ANSI escape codes and carriage-return progress
  * redraws (keeping the last state of a `\r`-rewritten line), drops progress bars, spinner lines
- * and package-manager chatter (npm, pip, yarn, pnpm, git transfer progress), collapses runs of
+ * and package-manager chatter (npm, pip, yarn, pnpm, git transfer progress, npm's debug log
+ * levels, empty `npm error` lines, the ~~~ and ^^^ column markers under quoted code), folds
+ * runs of passing-test lines into a count, collapses runs of
  * identical lines into `line (×N)` and runs of lines that differ only in their digits into
  * first … last, and if the result is still longer than `maxChars` keeps the head and the tail
  * around `… N lines elided …` markers. Lines that look like errors, failures, warnings,
@@ -172,8 +186,9 @@ function lastRedraw(line: string): string {
 function isNoise(line: Line): boolean {
   const trimmed = line.text.trim();
   if (trimmed === '') return false;
-  if (CHATTER_PATTERNS.some((pattern) => pattern.test(trimmed))) return true;
+  if (CHATTER_PATTERNS.some((pattern) => pattern.test(trimmed)) || EMPTY_NPM_ERROR.test(trimmed)) return true;
   if (line.important) return false;
+  if (NPM_DEBUG_LOG.test(trimmed) || COLUMN_MARKER.test(trimmed)) return true;
   if (SPINNER_START.test(trimmed) || NPM_PROGRESS.test(trimmed) || BARE_PERCENT.test(trimmed)) return true;
   const barChars = trimmed.match(BAR_CHARS)?.length ?? 0;
   return barChars >= 10 && PROGRESS_HINT.test(trimmed);
@@ -192,6 +207,15 @@ function collapseRuns(lines: readonly Line[]): Line[] {
       if (out.length > 0 && j < lines.length) out.push(first);
       i = j;
       continue;
+    }
+    if (isPassingTest(first.text)) {
+      let passing = i + 1;
+      while (passing < lines.length && isPassingTest(lines[passing]!.text)) passing += 1;
+      if (passing - i >= MIN_PASSING_RUN) {
+        out.push({ text: `… ${passing - i} passing test lines …`, important: false });
+        i = passing;
+        continue;
+      }
     }
     let identical = i + 1;
     while (identical < lines.length && lines[identical]?.text === first.text) identical += 1;
@@ -222,6 +246,10 @@ function collapseRuns(lines: readonly Line[]): Line[] {
     i += 1;
   }
   return out;
+}
+
+function isPassingTest(text: string): boolean {
+  return (PASS_LINE.test(text) || PYTEST_PASSED.test(text)) && !IMPORTANT_CASED.test(text);
 }
 
 function digitShape(text: string): string {

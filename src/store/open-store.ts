@@ -36,8 +36,12 @@ export function openStore(path: string, options: StoreOptions = {}) {
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    // FULL: a committed update claim or item survives power loss too, not only a crash.
-    db.pragma('synchronous = FULL');
+    // NORMAL (WAL): a commit survives a crash of the process (kill -9) but is not fsynced
+    // until the next checkpoint, so a power loss or OS crash can undo the last few commits
+    // (the database stays consistent). FULL fsyncs every commit: 4–20 ms each on a busy disk,
+    // twice per Telegram update (its claim, then the reply marked sent), which made a burst of
+    // taps wait hundreds of milliseconds for answers (bench/README.md, responsiveness).
+    db.pragma('synchronous = NORMAL');
     migrate(db);
   } catch (error) {
     db.close();

@@ -66,7 +66,9 @@ describe('compactOutput', () => {
     for (const line of ['npm ERR! code 1', 'npm ERR! command failed', 'npm ERR! command sh -c node install.js', 'npm ERR! Error: getaddrinfo ENOTFOUND registry.npmjs.org']) {
       expect(out).toContain(line);
     }
-    expect(out).not.toMatch(/deprecated|looking for funding|npm fund|found 0 vulnerabilities|idealTree|reify|added 312/);
+    expect(out).not.toMatch(/deprecated|looking for funding|npm fund|found 0 vulnerabilities|idealTree|reify/);
+    // The outcome of the install is one short line worth keeping.
+    expect(out).toContain('added 312 packages, and audited 313 packages in 12s');
     expect(out).not.toContain('\x1b');
     expect(out.length).toBeLessThan(raw.length / 5);
   });
@@ -89,18 +91,85 @@ describe('compactOutput', () => {
     ]) {
       expect(out).toContain(line);
     }
-    expect(out).toMatch(/… \d+ lines elided …/);
+    // The passing lines on either side fold into counts.
+    expect(out).toContain('… 2500 passing test lines …');
+    expect(out.length).toBeLessThan(2_000);
     // Head and tail are kept, in order around the failure.
     expect(out.indexOf(' RUN  v4.1.12')).toBe(0);
     expect(out.indexOf('AssertionError')).toBeLessThan(out.indexOf('Duration  41.2s'));
   });
 
   it('folds lines that differ only in their digits', () => {
-    const lines = Array.from({ length: 5_000 }, (_, i) => ` ✓ tests/generated.test.ts > case ${i + 1} (${i % 7}ms)`);
+    const lines = Array.from({ length: 5_000 }, (_, i) => `compiled src/generated/module${i + 1}.js (${i % 7}ms)`);
     const out = compactOutput([...lines, ' FAIL  tests/generated.test.ts > case 5001', 'Error: boom'].join('\n'));
     expect(out).toBe(
-      [' ✓ tests/generated.test.ts > case 1 (0ms)', '… 4998 similar lines …', ' ✓ tests/generated.test.ts > case 5000 (1ms)', ' FAIL  tests/generated.test.ts > case 5001', 'Error: boom'].join('\n'),
+      ['compiled src/generated/module1.js (0ms)', '… 4998 similar lines …', 'compiled src/generated/module5000.js (1ms)', ' FAIL  tests/generated.test.ts > case 5001', 'Error: boom'].join('\n'),
     );
+  });
+
+  it('folds runs of passing-test lines (vitest, jest, pytest) into a count, keeping failures and summaries', () => {
+    const raw = [
+      ' ✓ tests/a.test.ts (12 tests) 30ms',
+      ' ✓ tests/b.test.ts (3 tests) 4ms',
+      ' ✓ tests/c.test.ts (40 tests) 51ms',
+      ' × tests/d.test.ts > rejects a bad port',
+      '    ✓ sums items (2 ms)',
+      '    ✓ applies a discount (1 ms)',
+      '    ✓ merges quantities',
+      'test_inventory.py::test_receive_adds[1] PASSED                          [  0%]',
+      'test_inventory.py::test_reorder_point[2.5-3] PASSED                     [ 40%]',
+      'test_inventory.py::test_ship_too_much PASSED                            [ 98%]',
+      'test_inventory.py::test_value_keeps_cents FAILED                        [100%]',
+      ' ✓ built in 1.80s',
+      '======================== 1 failed, 122 passed in 2.69s =========================',
+    ].join('\n');
+    expect(compactOutput(raw)).toBe(
+      [
+        '… 3 passing test lines …',
+        ' × tests/d.test.ts > rejects a bad port',
+        '… 6 passing test lines …',
+        'test_inventory.py::test_value_keeps_cents FAILED                        [100%]',
+        ' ✓ built in 1.80s',
+        '======================== 1 failed, 122 passed in 2.69s =========================',
+      ].join('\n'),
+    );
+  });
+
+  it('drops the column markers under quoted code and empty npm error lines', () => {
+    const raw = [
+      'src/a.ts:75:23 - error TS2339: Property \'prNumber\' does not exist on type \'Item\'.',
+      '75     const pr = item.prNumber;',
+      '                       ~~~~~~~~',
+      '     10|     expect(x).toBe(3);',
+      '       |               ^',
+      '>           Warehouse().ship("B-9", 1)',
+      '                    ^^^^^^^^^^^^^^^',
+      'npm error code EUSAGE',
+      'npm error',
+      'npm error Missing: left-pad@1.3.0 from lock file',
+    ].join('\n');
+    expect(compactOutput(raw)).toBe(
+      [
+        'src/a.ts:75:23 - error TS2339: Property \'prNumber\' does not exist on type \'Item\'.',
+        '75     const pr = item.prNumber;',
+        '     10|     expect(x).toBe(3);',
+        '>           Warehouse().ship("B-9", 1)',
+        'npm error code EUSAGE',
+        'npm error Missing: left-pad@1.3.0 from lock file',
+      ].join('\n'),
+    );
+  });
+
+  it("drops npm's http, verbose and timing log lines but not the errors among them", () => {
+    const raw = [
+      'npm http fetch GET 200 https://registry.npmjs.org/jest 532ms (cache updated)',
+      'npm http cache p-try@https://registry.npmjs.org/p-try/-/p-try-2.2.0.tgz 0ms (cache hit)',
+      'npm verbose cli /usr/bin/node /usr/bin/npm',
+      'npm timing idealTree Completed in 120ms',
+      'npm verbose stack Error: EACCES: permission denied, mkdir /usr/lib/node_modules',
+      'npm error code EACCES',
+    ].join('\n');
+    expect(compactOutput(raw)).toBe(['npm verbose stack Error: EACCES: permission denied, mkdir /usr/lib/node_modules', 'npm error code EACCES'].join('\n'));
   });
 
   it('does not fold stack frames that differ only in line numbers', () => {

@@ -19,14 +19,15 @@ import {
   CACHE_TTL_MS,
   MIN_CACHEABLE_TOKENS,
   estimateTokens,
+  minCacheableTokens,
   startFakeAnthropic,
   type FakeAnthropic,
   type FakeAnthropicOptions,
 } from './anthropic-server.js';
 
 const MODEL = 'claude-sonnet-4-6';
-/** Comfortably above MIN_CACHEABLE_TOKENS on its own. */
-const BIG_SYSTEM = 'You review pull requests for correctness, tests and cost. '.repeat(100);
+/** Comfortably above every model's minimum cacheable length on its own. */
+const BIG_SYSTEM = 'You review pull requests for correctness, tests and cost. '.repeat(300);
 const AGENT_TOOLS: ToolUnion[] = [
   { type: 'bash_20250124', name: 'bash' },
   { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' },
@@ -364,7 +365,7 @@ describe('prompt caching', () => {
   it('writes a large system prompt on the first request and reads it on the second', async () => {
     fake.script({ content: [{ type: 'text', text: 'a' }] }, { content: [{ type: 'text', text: 'b' }] });
     const systemTokens = textTokens(BIG_SYSTEM);
-    expect(systemTokens).toBeGreaterThanOrEqual(MIN_CACHEABLE_TOKENS);
+    expect(systemTokens).toBeGreaterThanOrEqual(minCacheableTokens(MODEL));
     const c = client();
     const request = {
       model: MODEL,
@@ -388,7 +389,58 @@ describe('prompt caching', () => {
     expect(fake.requests.map((r) => r.usage?.cache_read_input_tokens)).toEqual([0, systemTokens]);
   });
 
-  it('does not cache a prefix shorter than MIN_CACHEABLE_TOKENS', async () => {
+  it('has the documented minimum cacheable length per model: Opus 4096, Sonnet 2048', () => {
+    expect(minCacheableTokens('claude-opus-4-6')).toBe(4096);
+    expect(minCacheableTokens('claude-sonnet-4-6')).toBe(2048);
+    expect(minCacheableTokens('claude-haiku-4-5')).toBe(4096);
+    expect(minCacheableTokens('some-other-model')).toBe(MIN_CACHEABLE_TOKENS);
+  });
+
+  it("caches a prefix long enough for Sonnet but not for Opus only on Sonnet", async () => {
+    fake.onRequest(() => ({ content: [{ type: 'text', text: 'ok' }] }));
+    const c = client();
+    const system = 'Twelve chars'.repeat(1000); // about 3000 tokens: between the two minimums
+    const tokens = textTokens(system);
+    expect(tokens).toBeGreaterThan(minCacheableTokens(MODEL));
+    expect(tokens).toBeLessThan(minCacheableTokens('claude-opus-4-6'));
+    const ask = async (model: string) =>
+      (await c.messages.create({ model, max_tokens: 10, system: [cached(system)], messages: [{ role: 'user', content: 'go' }] })).usage;
+    expect((await ask(MODEL)).cache_creation_input_tokens).toBe(tokens);
+    expect((await ask(MODEL)).cache_read_input_tokens).toBe(tokens);
+    const opus = await ask('claude-opus-4-6');
+    expect(opus).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    expect((await ask('claude-opus-4-6')).cache_read_input_tokens).toBe(0);
+  });
+
+  it('makes an entry readable only once the writing response has started (firstByteDelayMs)', async () => {
+    const slow = await startExtra({ firstByteDelayMs: 150 });
+    slow.onRequest(() => ({ content: [{ type: 'text', text: 'ok' }] }));
+    const c = client({}, slow);
+    const ask = async () =>
+      (await c.messages.stream({ model: MODEL, max_tokens: 10, system: [cached(BIG_SYSTEM)], messages: [{ role: 'user', content: 'go' }] }).finalMessage()).usage;
+    const tokens = textTokens(BIG_SYSTEM);
+    // Sent side by side: the second arrives before the first's response has started, so both write.
+    const [a, b] = await Promise.all([ask(), ask()]);
+    expect([a.cache_creation_input_tokens, b.cache_creation_input_tokens]).toEqual([tokens, tokens]);
+    expect([a.cache_read_input_tokens, b.cache_read_input_tokens]).toEqual([0, 0]);
+    // After a response has started, the entry is there.
+    expect((await ask()).cache_read_input_tokens).toBe(tokens);
+  });
+
+  it('with caching: false, ignores cache_control and bills every token as input', async () => {
+    const plain = await startExtra({ caching: false });
+    plain.onRequest(() => ({ content: [{ type: 'text', text: 'ok' }] }));
+    const c = client({}, plain);
+    const request = { model: MODEL, max_tokens: 10, system: [cached(BIG_SYSTEM)], messages: [{ role: 'user' as const, content: 'go' }] };
+    await c.messages.create(request);
+    expect((await c.messages.create(request)).usage).toMatchObject({
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+      input_tokens: textTokens(BIG_SYSTEM) + textTokens('go'),
+    });
+  });
+
+  it('does not cache a prefix shorter than the minimum cacheable length', async () => {
     fake.script({ content: [{ type: 'text', text: 'a' }] }, { content: [{ type: 'text', text: 'b' }] });
     const c = client();
     const request = {

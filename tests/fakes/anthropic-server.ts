@@ -11,6 +11,13 @@
  * Token counts are an estimate, `estimateTokens(v) = ceil(JSON.stringify(v).length / 4)`,
  * counted per prompt block so that counts add up: a prefix costs the sum of its blocks.
  *
+ * The cache follows the documented rules: an entry is written at each `cache_control`
+ * breakpoint whose prefix reaches the model's minimum cacheable length (`minCacheableTokens`),
+ * a later request whose prefix up to a breakpoint is byte-identical within the TTL reads it, and
+ * an entry exists only once the response that wrote it has started (`firstByteDelayMs` makes
+ * that moment later than the request, so requests sent side by side miss each other's writes).
+ * `caching: false` ignores `cache_control` altogether: the baseline a benchmark compares with.
+ *
  * The Message Batches API is there too (create, retrieve, cancel, results as JSONL at an
  * absolute `results_url` on the fake's own base). A batch stays `in_progress` until the test
  * calls `endBatch()` (or starts the fake with `autoEndBatches`); only then is each of its
@@ -214,12 +221,33 @@ export interface FakeAnthropicOptions {
   now?: () => number;
   /** End every batch as soon as it is created, as if `endBatch` were called. @default false */
   autoEndBatches?: boolean;
+  /**
+   * Time from a /v1/messages request to the start of its response (the prompt's processing).
+   * A cache entry the request writes exists only from then on, as with the real API. @default 0
+   */
+  firstByteDelayMs?: number;
+  /** False: `cache_control` is ignored, every input token is billed as plain input. @default true */
+  caching?: boolean;
 }
 
 /** The key tests configure the client with; a canary so that a leak into logs is easy to find. */
 export const DEFAULT_API_KEY = 'sk-ant-CANARY-anthropic-key-0123456789';
-/** Shortest prefix, in estimated tokens, that the fake caches (the real minimum is 1024–4096 by model). */
+/**
+ * Shortest prefix, in estimated tokens, that the fake caches, by model family (first match wins);
+ * models matching none use {@link MIN_CACHEABLE_TOKENS}.
+ */
+export const MIN_CACHEABLE_TOKENS_BY_MODEL: ReadonlyArray<{ readonly match: RegExp; readonly tokens: number }> = [
+  { match: /opus/, tokens: 4096 },
+  { match: /haiku-4/, tokens: 4096 },
+  { match: /sonnet|haiku/, tokens: 2048 },
+];
+/** Shortest cacheable prefix of a model that no family in {@link MIN_CACHEABLE_TOKENS_BY_MODEL} matches. */
 export const MIN_CACHEABLE_TOKENS = 1024;
+
+/** The shortest prefix, in estimated tokens, that the fake caches for `model`. */
+export function minCacheableTokens(model: string): number {
+  return MIN_CACHEABLE_TOKENS_BY_MODEL.find((m) => m.match.test(model))?.tokens ?? MIN_CACHEABLE_TOKENS;
+}
 /** The API refuses requests with more blocks carrying cache_control. */
 export const MAX_CACHE_BREAKPOINTS = 4;
 /** How many block boundaries before a breakpoint are also checked for a cache hit (documented "about 20"). */
@@ -294,6 +322,8 @@ interface PromptBlock {
 interface CacheEntry {
   expiresAt: number;
   ttlMs: number;
+  /** When the writing response starts; before then the entry cannot be read. */
+  readableAt: number;
 }
 
 /** Usage as computed for one request, with the split of cache writes by TTL. */
@@ -326,6 +356,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const apiKey = opts.apiKey ?? DEFAULT_API_KEY;
   const knownModels = opts.model === undefined ? undefined : new Set(typeof opts.model === 'string' ? [opts.model] : opts.model);
   const now = opts.now ?? Date.now;
+  const firstByteDelayMs = opts.firstByteDelayMs ?? 0;
+  const caching = opts.caching ?? true;
 
   const requests: RecordedRequest[] = [];
   // Every request and answer is announced here so waitFor re-checks at once instead of sleeping.
@@ -400,24 +432,26 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
    * Usage of a request under the documented cache rules, updating the cache: the longest
    * cached, unexpired prefix ending at a breakpoint or up to CACHE_LOOKBACK_BLOCKS boundaries
    * before one is read (and its lifetime refreshed); every longer breakpoint prefix of at least
-   * MIN_CACHEABLE_TOKENS is written; the rest is plain input.
+   * the model's minimum cacheable length is written, readable from `readableAt` (when this
+   * request's response starts); the rest is plain input. Without caching, all of it is.
    */
-  function applyCache(blocks: PromptBlock[], outputTokens: number): ComputedUsage {
+  function applyCache(model: string, blocks: PromptBlock[], outputTokens: number, readableAt = now()): ComputedUsage {
     const t = now();
+    const minTokens = minCacheableTokens(model);
     const cumulative: number[] = [];
     let total = 0;
     for (const block of blocks) {
       total += block.tokens;
       cumulative.push(total);
     }
-    const breakpoints = blocks.flatMap((block, i) => (block.ttl ? [i] : []));
+    const breakpoints = caching ? blocks.flatMap((block, i) => (block.ttl ? [i] : [])) : [];
 
     let readAt = -1;
     for (const bp of breakpoints) {
       for (let j = bp; j >= Math.max(0, bp - CACHE_LOOKBACK_BLOCKS) && j > readAt; j--) {
         const key = blocks[j]!.prefixHash;
         const entry = cache.get(key);
-        if (!entry) continue;
+        if (!entry || entry.readableAt > t) continue;
         if (entry.expiresAt <= t) {
           cache.delete(key);
           continue;
@@ -437,8 +471,12 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     for (const bp of breakpoints) {
       const upTo = cumulative[bp]!;
       const ttl = blocks[bp]!.ttl!;
-      if (bp <= readAt || upTo < MIN_CACHEABLE_TOKENS) continue;
-      cache.set(blocks[bp]!.prefixHash, { expiresAt: t + CACHE_TTL_MS[ttl], ttlMs: CACHE_TTL_MS[ttl] });
+      if (bp <= readAt || upTo < minTokens) continue;
+      // Two requests writing the same prefix side by side both pay for it; it is readable from
+      // whichever response starts first.
+      const inFlight = cache.get(blocks[bp]!.prefixHash);
+      const from = inFlight && inFlight.readableAt > t ? Math.min(inFlight.readableAt, readableAt) : readableAt;
+      cache.set(blocks[bp]!.prefixHash, { expiresAt: from + CACHE_TTL_MS[ttl], ttlMs: CACHE_TTL_MS[ttl], readableAt: from });
       created[ttl] += upTo - written;
       written = upTo;
     }
@@ -571,7 +609,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     if (fault) {
       // Only a stream fault on a stream gets here: the prompt was processed, the answer breaks off.
       const reply = peekReply(rec);
-      const usage = applyCache(blocks, 1);
+      const usage = applyCache(params.model, blocks, 1);
       const { events, partialChars } = cutEvents(toMessage(reply, params.model, usage));
       // Billed like the real API: the prompt, and whatever output was generated before the cut.
       rec.usage = { ...publicUsage(usage), output_tokens: Math.max(1, Math.ceil(partialChars / 4)) };
@@ -580,16 +618,23 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       return;
     }
     const reply = takeReply(rec);
-    const usage = applyCache(blocks, reply.outputTokens ?? estimateTokens(reply.content));
+    const usage = applyCache(params.model, blocks, reply.outputTokens ?? estimateTokens(reply.content), now() + firstByteDelayMs);
     const message = toMessage(reply, params.model, usage);
     rec.usage = publicUsage(usage);
     rec.outcome = 'ok';
-    if (rec.stream) {
-      rec.status = 200;
-      writeSse(res, streamEvents(message), requestId(rec), () => res.end());
-    } else {
-      sendJson(res, rec, 200, message);
-    }
+    const answer = (): void => {
+      if (rec.stream) {
+        rec.status = 200;
+        writeSse(res, streamEvents(message), requestId(rec), () => res.end());
+      } else {
+        sendJson(res, rec, 200, message);
+      }
+    };
+    if (firstByteDelayMs === 0) return answer();
+    setTimeout(() => {
+      answer();
+      announce();
+    }, firstByteDelayMs);
   }
 
   /** The first queued fault for this request: `streamed` is a results download when `endpoint` is 'batches'. */
@@ -704,7 +749,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       checkModel(params.model);
       const blocks = promptBlocks(params);
       const reply = takeReply(entry);
-      const usage = applyCache(blocks, reply.outputTokens ?? estimateTokens(reply.content));
+      const usage = applyCache(params.model, blocks, reply.outputTokens ?? estimateTokens(reply.content));
       const message = toMessage(reply, params.model, usage);
       message.usage.service_tier = 'batch';
       entry.usage = publicUsage(usage);

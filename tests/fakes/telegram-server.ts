@@ -38,6 +38,8 @@ export interface RecordedCall {
   params: Record<string, unknown>;
   /** Date.now() when the request body had been read. */
   at: number;
+  /** performance.now() at the same moment, for latencies measured in this process (benchmarks). */
+  hrAt: number;
   /** 1-based arrival order across all methods. */
   seq: number;
 }
@@ -539,7 +541,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
   // ---- HTTP ----------------------------------------------------------------------------
 
   function record(method: string, params: Params): void {
-    calls.push({ method, params, at: Date.now(), seq: ++seq });
+    calls.push({ method, params, at: Date.now(), hrAt: performance.now(), seq: ++seq });
     announce();
   }
 

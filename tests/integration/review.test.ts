@@ -46,6 +46,8 @@ const finding = (file: string, line: number, severity: string, title: string) =>
   confidence: 0.9,
 });
 
+const CONTRIBUTING = `# Contributing\n\n${Array.from({ length: 160 }, (_, i) => `- Rule ${i + 1}: functions validate their input, return early on bad values, and have a test for the edge case they guard.`).join('\n')}\n`;
+
 /** When the first reviewer's reply was made (the other reviewers must come after it). */
 let firstReviewerAnsweredAt = Number.POSITIVE_INFINITY;
 
@@ -117,6 +119,9 @@ function script(options: { fixDoesNothing?: boolean; stallThirdReviewer?: boolea
 beforeEach(async () => {
   harness = await startPipelineHarness({
     'README.md': '# app\n',
+    // Guidelines long enough that the shared review context passes Opus's minimum cacheable
+    // length (4096 tokens): a tiny PR's context alone would not be cached, as with the real API.
+    'CONTRIBUTING.md': CONTRIBUTING,
     'src/sum.js': 'export const sum = (a, b) => a + b;\n',
     'tests/sum.test.js': "import { sum } from '../src/sum.js';\nif (sum(1, 2) !== 3) throw new Error('sum');\n",
   });
