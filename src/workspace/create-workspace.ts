@@ -324,6 +324,19 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
   const commitOf = (repo: RepoPaths, ref: string) =>
     unlessExit1(inClone(repo, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]));
 
+  /**
+   * The default branch's commit in the cached clone, as last fetched (no fetch when the clone
+   * exists: reads stay fast); the clone is made first if missing. Call under the clone's lock.
+   */
+  async function defaultCommit(repo: RepoPaths): Promise<string> {
+    if (existsSync(join(repo.clone, 'HEAD'))) {
+      await restoreConfig(repo);
+      const commit = await commitOf(repo, 'refs/remotes/origin/HEAD');
+      if (commit) return commit;
+    }
+    return (await syncClone(repo)).defaultSha;
+  }
+
   const mergeBase = (repo: RepoPaths, a: string, b: string) => unlessExit1(inClone(repo, ['merge-base', a, b]));
 
   type Existing = { kind: 'absent' } | { kind: 'broken'; why: string } | { kind: 'valid'; branch: string };
@@ -520,15 +533,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       const rel = normaliseRepoPath(file);
       if (rel === undefined) throw new WorkspaceError(`"${file}" is not a path inside the repository`);
       const repo = repoPaths(repoName.owner, repoName.name);
-      return withLock(repo.clone, async () => {
-        let commit: string | undefined;
-        if (existsSync(join(repo.clone, 'HEAD'))) {
-          await restoreConfig(repo);
-          commit = await commitOf(repo, 'refs/remotes/origin/HEAD');
-        }
-        commit ??= (await syncClone(repo)).defaultSha;
-        return readBlob(repo, commit, rel, 0);
-      });
+      return withLock(repo.clone, async () => readBlob(repo, await defaultCommit(repo), rel, 0));
     },
 
     async listFromDefaultBranch(repoName, dir) {
@@ -536,9 +541,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
       if (rel === undefined) throw new WorkspaceError(`"${dir}" is not a path inside the repository`);
       const repo = repoPaths(repoName.owner, repoName.name);
       return withLock(repo.clone, async () => {
-        await restoreConfig(repo);
-        const commit = (await commitOf(repo, 'refs/remotes/origin/HEAD')) ?? (await syncClone(repo)).defaultSha;
-        const listing = await inClone(repo, ['--literal-pathspecs', 'ls-tree', '-z', '--full-tree', commit, '--', `${rel}/`]);
+        const listing = await inClone(repo, ['--literal-pathspecs', 'ls-tree', '-z', '--full-tree', await defaultCommit(repo), '--', `${rel}/`]);
         return listing
           .split('\0')
           .map((entry) => /^[0-7]{6} blob [0-9a-f]+\t([\s\S]*)$/.exec(entry)?.[1])
@@ -549,13 +552,7 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
     async listAllFromDefaultBranch(repoName) {
       const repo = repoPaths(repoName.owner, repoName.name);
       return withLock(repo.clone, async () => {
-        let commit: string | undefined;
-        if (existsSync(join(repo.clone, 'HEAD'))) {
-          await restoreConfig(repo);
-          commit = await commitOf(repo, 'refs/remotes/origin/HEAD');
-        }
-        commit ??= (await syncClone(repo)).defaultSha;
-        const listing = await inClone(repo, ['ls-tree', '-r', '-z', '--full-tree', commit]);
+        const listing = await inClone(repo, ['ls-tree', '-r', '-z', '--full-tree', await defaultCommit(repo)]);
         return listing
           .split('\0')
           .map((entry) => /^[0-7]{6} blob [0-9a-f]+\t([\s\S]*)$/.exec(entry)?.[1])
