@@ -28,6 +28,10 @@ const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ con
 const choice = (r: RecordedRequest) => (r.body as { tool_choice?: { name?: string } }).tool_choice?.name;
 const angleOf = (r: RecordedRequest) => /Review angle: ([a-z0-9-]+)/.exec(JSON.stringify(r.body))?.[1];
 const normalCalls = () => h.anthropic.requests.filter((r) => !r.batch);
+/** A batch request's custom id as the stage stores it: without the submission's nonce. */
+const stored = (r: RecordedRequest) => r.customId!.replace(/-[0-9a-f]{16}$/, '');
+/** The custom id as sent of the request in the newest batch whose stored id is `customId`. */
+const sentId = (customId: string) => h.anthropic.batches.at(-1)!.requests.map((r) => r.customId!).find((id) => id.startsWith(`${customId}-`))!;
 
 beforeEach(async () => {
   h = await startStageHarness({ 'README.md': '# app\n', 'src/sum.js': 'export const sum = (a, b) => a + b;\n' });
@@ -83,7 +87,7 @@ describe('the review stage with batch economy', () => {
     const first = await run();
     expect(h.anthropic.batches).toHaveLength(1);
     const [reviewers] = h.anthropic.batches;
-    expect(reviewers!.requests.map((r) => r.customId)).toEqual(ANGLES.map((a) => `angle-${a}`));
+    expect(reviewers!.requests.map(stored)).toEqual(ANGLES.map((a) => `angle-${a}`));
     // One shared cached prefix, as for normal calls.
     for (const r of reviewers!.requests) expect(JSON.stringify(r.body.system)).toBe(JSON.stringify(reviewers!.requests[0]!.body.system));
     expect(reviewers!.requests[0]!.body.system[0].cache_control).toEqual({ type: 'ephemeral' });
@@ -114,7 +118,7 @@ describe('the review stage with batch economy', () => {
     expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('round 1 triage') });
     expect(h.store.findings.ofRound(item.id, 1).map((f) => f.angle).sort()).toEqual(ANGLES);
     expect(h.anthropic.batches).toHaveLength(2);
-    expect(h.anthropic.batches[1]!.requests.map((r) => r.customId)).toEqual(['triage']);
+    expect(h.anthropic.batches[1]!.requests.map(stored)).toEqual(['triage']);
     h.anthropic.endBatch();
     await poller().tick();
     // A poll after the end was recorded (e.g. after a restart) records nothing twice.
@@ -141,8 +145,8 @@ describe('the review stage with batch economy', () => {
 
   it('asks an errored and an expired request again by one normal call each, and takes the rest from the batch', async () => {
     expect(await run()).toMatchObject({ kind: 'waiting' });
-    h.anthropic.failBatchRequest('angle-security', 'errored', { type: 'overloaded_error', message: 'Overloaded' });
-    h.anthropic.failBatchRequest('angle-tests', 'expired');
+    h.anthropic.failBatchRequest(sentId('angle-security'), 'errored', { type: 'overloaded_error', message: 'Overloaded' });
+    h.anthropic.failBatchRequest(sentId('angle-tests'), 'expired');
     h.anthropic.endBatch();
     await poller().tick();
 
