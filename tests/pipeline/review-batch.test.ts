@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { costUsd, DEFAULT_PRICES } from '../../src/domain/pricing.js';
-import { BATCH_EXPIRY_MS, createBatchClient } from '../../src/llm/batch-client.js';
+import { BATCH_EXPIRY_MS, BATCH_RECONCILE_AFTER_MS, createBatchClient } from '../../src/llm/batch-client.js';
 import { createPeriodBudget, meteredCall } from '../../src/llm/metered-call.js';
 import { createBatchPoller } from '../../src/pipeline/batch-poller.js';
 import { runReviewStage, type ReviewStageDeps } from '../../src/pipeline/review-stage.js';
@@ -224,5 +224,33 @@ describe('the review stage with batch economy', () => {
       maxTokens: 10,
     });
     expect(blocked).toMatchObject({ kind: 'retry-later', message: expect.stringContaining('in calls still running') });
+  });
+  it('waits while a reviewers batch submission is unclear, sends nothing again, and takes the adopted batch like any other', async () => {
+    // The fake stamps batches with the real clock: the intent's window must hold them.
+    h.clock.now = Date.now();
+    h.anthropic.failNext({ kind: 'reset', afterCreate: true }, 1, 'batches');
+    const first = await run();
+    expect(first).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('submission unclear') });
+    expect(h.anthropic.batches).toHaveLength(1);
+    const reserved = h.store.batches.reservedUsd(item.id, 'review');
+    expect(reserved).toBeGreaterThan(0);
+    // A restart or /resume meanwhile: still waiting, nothing sent.
+    expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('submission unclear') });
+    expect(h.anthropic.batches).toHaveLength(1);
+    expect(h.anthropic.batchCalls.filter((c) => c.body?.requests !== undefined)).toHaveLength(1);
+
+    h.clock.now += BATCH_RECONCILE_AFTER_MS;
+    h.anthropic.endBatch();
+    await poller().tick();
+    expect(resumed).toEqual([item.id]);
+    expect(h.store.batches.reservedUsd()).toBe(0);
+    expect(h.store.batches.latestOfStep(item.id, 'round-1-reviewers')).toMatchObject({ id: h.anthropic.batches[0]!.id, status: 'ended' });
+
+    // Resumed: the findings come from the adopted batch; triage is the second batch, and no reviewer was asked by a normal call.
+    expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('round 1 triage') });
+    expect(h.store.findings.ofRound(item.id, 1).map((f) => f.angle).sort()).toEqual(ANGLES);
+    expect(h.anthropic.batches).toHaveLength(2);
+    expect(normalCalls()).toEqual([]);
+    expect(reviewRows()).toEqual([{ stage: 'review', usd: expect.any(Number) }]);
   });
 });
