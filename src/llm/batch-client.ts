@@ -6,6 +6,25 @@ import { toTokenUsage } from './model-client.js';
 /** A batch ends within this long of its creation; requests not processed by then expire. @default 24 hours */
 export const BATCH_EXPIRY_MS = 24 * 60 * 60_000;
 
+/**
+ * How long one create may take before it is given up (its outcome then unclear). Reconciliation
+ * waits longer than this (see {@link BATCH_RECONCILE_AFTER_MS}). @default 2 minutes
+ */
+export const BATCH_SUBMIT_TIMEOUT_MS = 2 * 60_000;
+
+/**
+ * How old an open intent must be before reconciliation looks for its batch: past the create's
+ * timeout, with room for an API that was still creating the batch when the connection broke
+ * and for a list that shows a new batch late. @default 10 minutes
+ */
+export const BATCH_RECONCILE_AFTER_MS = 10 * 60_000;
+
+/**
+ * How much earlier than the intent a batch may be stamped and still be a candidate: the API's
+ * clock is not ours. A wider window only costs listing more. @default 15 minutes
+ */
+export const BATCH_CLOCK_SKEW_MS = 15 * 60_000;
+
 /** Request parameters of one batched call: a non-streaming Messages request. */
 export type BatchParams = Anthropic.Messages.MessageCreateParamsNonStreaming;
 
@@ -34,10 +53,45 @@ export type BatchState =
   | { readonly kind: 'pending' }
   | { readonly kind: 'ended'; readonly results: ReadonlyMap<string, BatchItemResult> };
 
+/**
+ * What a search for the batch of an unclear create found. `found`: the ended batch whose
+ * results hold the custom id, with those results. `absent`: no batch created in the window can
+ * be it. `undecided`: candidates are still running (the API shows no custom ids before a batch
+ * has ended), so the search must be made again once they have.
+ */
+export type BatchSearch =
+  | { readonly kind: 'found'; readonly batchId: string; readonly results: ReadonlyMap<string, BatchItemResult> }
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'undecided'; readonly running: readonly string[] };
+
+/** What identifies the batch an unclear create may have made. */
+export interface BatchProbe {
+  /** A custom id only that batch has (it ends in the intent's nonce). */
+  readonly customId: string;
+  /** How many requests the batch has: others are not candidates. */
+  readonly requestCount: number;
+  /** Batches created before this (epoch ms, the API's clock) are not candidates. */
+  readonly createdAfter: number;
+  /** Batches already recorded are not candidates. */
+  readonly isKnown: (batchId: string) => boolean;
+}
+
 /** The Message Batches API (half price, results within 24 hours) as the pipeline uses it. */
 export interface BatchClient {
-  /** Creates a batch and returns its id, which the caller persists before anything else. */
+  /**
+   * Creates a batch and returns its id, which the caller persists before anything else. Sent
+   * once, never retried (a retry after an unclear failure could create a second batch): on an
+   * error, {@link isRefusedBatch} tells whether the API surely created nothing; otherwise
+   * `find` decides.
+   */
   submit(requests: readonly BatchRequest[]): Promise<string>;
+  /**
+   * Looks for the batch an unclear create may have made: lists batches newest first back to
+   * `createdAfter`, skips those recorded or of another size, and reads the results of each
+   * ended candidate for the custom id (the cheapest sound test: the list shows no custom ids,
+   * and the results are the one place that does, once a batch has ended).
+   */
+  find(probe: BatchProbe): Promise<BatchSearch>;
   /**
    * Reads the batch's state; once it has ended, downloads its results. Safe to repeat, also after
    * a restart. Rejects with the SDK's errors (a broken download as `APIConnectionError`; an
@@ -48,40 +102,71 @@ export interface BatchClient {
 
 /**
  * The Message Batches API over the Anthropic SDK. Transport retries (429, 5xx, 529, dropped
- * connections) are the SDK's, `maxRetries` times (@default 4), and only this layer's: an error
- * out of `poll` means "try again at the next poll".
- *
- * A retried create after an unclear failure (a 5xx or a dropped connection once the API had
- * accepted the batch) can leave a second batch behind: it runs and is billed, but nothing polls it.
+ * connections) of the reads (`poll`, `find`) are the SDK's, `maxRetries` times (@default 4), and
+ * only this layer's: an error out of them means "try again at the next poll". The create is
+ * sent once (`maxRetries: 0`): a blind retry after a 5xx or a dropped connection could create a
+ * second batch while the first runs, billed and unknown; reconciliation (`find`) decides instead.
  */
 export function createBatchClient(options: { apiKey: string; baseUrl: string; maxRetries?: number }): BatchClient {
   const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: options.maxRetries ?? 4 });
   return {
     async submit(requests) {
-      const batch = await client.messages.batches.create({
-        requests: requests.map((r) => ({ custom_id: r.customId, params: r.params })),
-      });
+      const batch = await client.messages.batches.create(
+        { requests: requests.map((r) => ({ custom_id: r.customId, params: r.params })) },
+        { maxRetries: 0, timeout: BATCH_SUBMIT_TIMEOUT_MS },
+      );
       return batch.id;
+    },
+
+    async find(probe) {
+      const running: string[] = [];
+      for await (const batch of client.messages.batches.list({ limit: 100 })) {
+        // Newest first: past the window, every later one is older still.
+        if (Date.parse(batch.created_at) < probe.createdAfter) break;
+        if (probe.isKnown(batch.id)) continue;
+        const c = batch.request_counts;
+        if (c.processing + c.succeeded + c.errored + c.canceled + c.expired !== probe.requestCount) continue;
+        if (batch.processing_status !== 'ended') {
+          running.push(batch.id);
+          continue;
+        }
+        const results = await readResults(batch.id);
+        if (results.has(probe.customId)) return { kind: 'found', batchId: batch.id, results };
+      }
+      return running.length > 0 ? { kind: 'undecided', running } : { kind: 'absent' };
     },
 
     async poll(batchId) {
       const batch = await client.messages.batches.retrieve(batchId);
       // 'canceling' is still pending: requests already running finish before the batch ends.
       if (batch.processing_status !== 'ended') return { kind: 'pending' };
-      // results() retrieves the batch again for its results_url, then streams that JSONL file.
-      const lines = await client.messages.batches.results(batchId);
-      const results = new Map<string, BatchItemResult>();
-      try {
-        for await (const line of lines) results.set(line.custom_id, toItemResult(line.result));
-      } catch (error) {
-        // A download that breaks off midway surfaces as undici's bare TypeError ("terminated"),
-        // which nothing would know to try again: name it for what it is.
-        if (error instanceof TypeError) throw new Anthropic.APIConnectionError({ message: 'the batch results download broke off', cause: error });
-        throw error;
-      }
-      return { kind: 'ended', results };
+      return { kind: 'ended', results: await readResults(batchId) };
     },
   };
+
+  async function readResults(batchId: string): Promise<Map<string, BatchItemResult>> {
+    // results() retrieves the batch again for its results_url, then streams that JSONL file.
+    const lines = await client.messages.batches.results(batchId);
+    const results = new Map<string, BatchItemResult>();
+    try {
+      for await (const line of lines) results.set(line.custom_id, toItemResult(line.result));
+    } catch (error) {
+      // A download that breaks off midway surfaces as undici's bare TypeError ("terminated"),
+      // which nothing would know to try again: name it for what it is.
+      if (error instanceof TypeError) throw new Anthropic.APIConnectionError({ message: 'the batch results download broke off', cause: error });
+      throw error;
+    }
+    return results;
+  }
+}
+
+/**
+ * Whether a failed create surely made no batch: the API answered with a 4xx (invalid, refused,
+ * rate-limited). A 5xx, a 529, a timeout or a dropped connection may come after the batch was
+ * created, so their outcome is unclear.
+ */
+export function isRefusedBatch(error: unknown): boolean {
+  return error instanceof Anthropic.APIError && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
 }
 
 /** The batch request of a model request: the same parameters the streaming client sends, without streaming. */

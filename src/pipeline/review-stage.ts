@@ -4,13 +4,13 @@ import { runAgent } from '../agent/run-agent.js';
 import type { AgentLimitsConfig } from '../config.js';
 import { inspectFixDiff } from '../domain/inspect-fix-diff.js';
 import type { RepoName } from '../domain/parse-request.js';
-import { BATCH_EXPIRY_MS, parseStoredResult, type BatchClient, type BatchItemResult } from '../llm/batch-client.js';
+import { BATCH_EXPIRY_MS, BATCH_RECONCILE_AFTER_MS, parseStoredResult, type BatchClient, type BatchItemResult } from '../llm/batch-client.js';
 import { submitMeteredBatch } from '../llm/metered-batch.js';
 import { meteredCall, type BudgetStop, type CallBudget, type MeteredOutcome } from '../llm/metered-call.js';
 import type { ModelRequest, ToolParam } from '../llm/model-client.js';
 import { loadPrompt, renderPrompt } from '../llm/render-prompt.js';
 import { SEVERITIES, VERDICTS, type Finding, type NewFinding } from '../store/findings.js';
-import type { Batch } from '../store/batches.js';
+import type { Batch, BatchIntent } from '../store/batches.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
@@ -147,6 +147,10 @@ async function review(deps: ReviewStageDeps, stale: Item, signal: AbortSignal): 
   // so a poller that records the batch's end meanwhile resumes the item after this run settled.
   const pendingBatch = store.batches.pendingOfItem(item.id);
   if (pendingBatch) return waitingFor(pendingBatch);
+  // A submission whose batch may exist (its create's outcome was unclear, or the process died
+  // during it): nothing is sent again until the poller has found the batch or found none.
+  const intent = store.batches.intentOfItem(item.id);
+  if (intent) return waitingForIntent(intent);
   const log = deps.log.child({ itemId: item.id, stage: 'review' });
   const repo = deps.repos.find((r) => r.fullName === item.repo);
   if (!repo) return { kind: 'failed', reason: `${item.repo} is no longer in NIGHTSHIFT_REPOS` };
@@ -365,6 +369,10 @@ async function runReviewers(
   } else if (deps.batches) {
     if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
     const submitted = await submitMeteredBatch({ ...deps.agent, batches: deps.batches }, budget, step, pending.map((angle) => ({ customId: angleCustomId(angle.name), request: requestFor(angle) })));
+    if (submitted.kind === 'unclear') {
+      log.warn({ nonce: submitted.intent.nonce, reason: submitted.message }, 'reviewers batch submission unclear');
+      return waitingForIntent(submitted.intent);
+    }
     if (submitted.kind !== 'submitted') return callStep(submitted);
     log.info({ batch: submitted.batch.id, angles: pending.length - submitted.left.length, notAdmitted: submitted.left.length }, 'reviewers submitted as a batch');
     // Nothing awaited between the batch being persisted and this outcome reaching the runner.
@@ -438,6 +446,19 @@ function waitingFor(batch: Batch): StageOutcome {
   };
 }
 
+/**
+ * The stage waits while the poller looks for the batch of an unclear submission: found, it is
+ * waited for like any batch (so at most until a batch created now would expire); absent, the
+ * poller resumes the stage to submit again.
+ */
+function waitingForIntent(intent: BatchIntent): StageOutcome {
+  return {
+    kind: 'waiting',
+    reason: `review ${intent.step.replaceAll('-', ' ')} batch submission unclear; checking whether Anthropic created it before sending again`,
+    until: intent.createdAt + BATCH_RECONCILE_AFTER_MS + BATCH_EXPIRY_MS,
+  };
+}
+
 /** What a call that brought no reply means for the review loop. */
 function callStep(result: Exclude<MeteredOutcome, { kind: 'ok' }>): ReviewStep {
   if (result.kind === 'limit') return budgetStop(result.stop);
@@ -477,6 +498,10 @@ async function triage(deps: ReviewStageDeps, item: Item, round: number, diff: st
     } else if (deps.batches) {
       if (signal.aborted) return { kind: 'retry-later', reason: 'stopped by request' };
       const submitted = await submitMeteredBatch({ ...deps.agent, batches: deps.batches }, budget, step, [{ customId: TRIAGE_CUSTOM_ID, request }]);
+      if (submitted.kind === 'unclear') {
+        log.warn({ nonce: submitted.intent.nonce, reason: submitted.message }, 'triage batch submission unclear');
+        return waitingForIntent(submitted.intent);
+      }
       if (submitted.kind !== 'submitted') return callStep(submitted);
       log.info({ batch: submitted.batch.id, findings: findings.length }, 'triage submitted as a batch');
       // Nothing awaited between the batch being persisted and this outcome reaching the runner.

@@ -8,6 +8,8 @@ export type BatchStatus = 'pending' | 'ended' | 'failed';
 export interface NewBatch {
   /** The API's batch id. */
   readonly id: string;
+  /** The nonce that ends each custom id as sent (see {@link wireCustomId}); absent: sent as stored. */
+  readonly nonce?: string;
   readonly itemId: number | null;
   /** Ledger stage its calls are billed to. */
   readonly stage: string;
@@ -25,12 +27,28 @@ export interface NewBatch {
 /** A stored batch. */
 export interface Batch {
   readonly id: string;
+  /** The nonce its custom ids were sent with, or null (sent as stored). */
+  readonly nonce: string | null;
   readonly itemId: number | null;
   readonly stage: string;
   readonly step: string;
   readonly status: BatchStatus;
   readonly createdAt: number;
   readonly endedAt: number | null;
+}
+
+/**
+ * A batch about to be submitted, persisted before the create is sent: its requests' worst cases
+ * are reserved (like a pending batch's) until {@link Batches.settleIntent} or {@link Batches.dropIntent}.
+ */
+export interface BatchIntent {
+  /** Ends every custom id sent, so this intent's batch can be told from any other. */
+  readonly nonce: string;
+  readonly itemId: number | null;
+  readonly stage: string;
+  readonly step: string;
+  readonly requests: NewBatch['requests'];
+  readonly createdAt: number;
 }
 
 /** A stored request of a batch, with its result once the batch has ended. */
@@ -46,6 +64,7 @@ export interface BatchRequestRow {
 
 const batchRow = z.object({
   id: z.string(),
+  nonce: z.string().nullable(),
   item_id: z.number().nullable(),
   stage: z.string(),
   step: z.string(),
@@ -61,10 +80,29 @@ const requestRow = z.object({
   used_at: z.number().nullable(),
 });
 const usdRow = z.object({ usd: z.number() });
+const intentRow = z.object({
+  nonce: z.string(),
+  item_id: z.number().nullable(),
+  stage: z.string(),
+  step: z.string(),
+  requests: z.string(),
+  created_at: z.number(),
+});
+const intentRequests = z.array(z.object({ customId: z.string(), request: z.unknown(), worstUsd: z.number() }));
+
+/** The custom id a request is sent with: its stored one, then `-<nonce>` when the batch has one. */
+export function wireCustomId(customId: string, nonce: string | null | undefined): string {
+  return nonce ? `${customId}-${nonce}` : customId;
+}
+
+function toIntent(row: unknown): BatchIntent {
+  const r = intentRow.parse(row);
+  return { nonce: r.nonce, itemId: r.item_id, stage: r.stage, step: r.step, requests: intentRequests.parse(JSON.parse(r.requests)), createdAt: r.created_at };
+}
 
 function toBatch(row: unknown): Batch {
   const r = batchRow.parse(row);
-  return { id: r.id, itemId: r.item_id, stage: r.stage, step: r.step, status: r.status, createdAt: r.created_at, endedAt: r.ended_at };
+  return { id: r.id, nonce: r.nonce, itemId: r.item_id, stage: r.stage, step: r.step, status: r.status, createdAt: r.created_at, endedAt: r.ended_at };
 }
 
 function toRequest(row: unknown): BatchRequestRow {
@@ -80,7 +118,7 @@ function toRequest(row: unknown): BatchRequestRow {
 
 /** Message Batches and their requests: what is pending, what is reserved for it, what came back. */
 export function createBatches(db: Database, now: () => number) {
-  const insertBatch = db.prepare(`INSERT INTO batches (id, item_id, stage, step, status, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`);
+  const insertBatch = db.prepare(`INSERT INTO batches (id, nonce, item_id, stage, step, status, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)`);
   const insertRequest = db.prepare('INSERT INTO batch_requests (batch_id, custom_id, request, worst_usd) VALUES (?, ?, ?, ?)');
   const byId = db.prepare('SELECT * FROM batches WHERE id = ?');
   const pending = db.prepare(`SELECT * FROM batches WHERE status = 'pending' ORDER BY created_at, id`);
@@ -91,25 +129,83 @@ export function createBatches(db: Database, now: () => number) {
   const setResult = db.prepare('UPDATE batch_requests SET result = ? WHERE batch_id = ? AND custom_id = ?');
   const end = db.prepare(`UPDATE batches SET status = ?, ended_at = ? WHERE id = ? AND status = 'pending'`);
   const markUsed = db.prepare('UPDATE batch_requests SET used_at = ? WHERE batch_id = ? AND custom_id = ? AND used_at IS NULL');
+  // Open intents reserve like pending batches: their batch may exist and be billed.
   const reservedAll = db.prepare(
-    `SELECT coalesce(sum(r.worst_usd), 0) AS usd FROM batch_requests r JOIN batches b ON b.id = r.batch_id WHERE b.status = 'pending'`,
+    `SELECT (SELECT coalesce(sum(r.worst_usd), 0) FROM batch_requests r JOIN batches b ON b.id = r.batch_id WHERE b.status = 'pending')
+          + (SELECT coalesce(sum(worst_usd), 0) FROM batch_intents) AS usd`,
   );
   const reservedItem = db.prepare(
-    `SELECT coalesce(sum(r.worst_usd), 0) AS usd FROM batch_requests r JOIN batches b ON b.id = r.batch_id WHERE b.status = 'pending' AND b.item_id = ?`,
+    `SELECT (SELECT coalesce(sum(r.worst_usd), 0) FROM batch_requests r JOIN batches b ON b.id = r.batch_id WHERE b.status = 'pending' AND b.item_id = @item)
+          + (SELECT coalesce(sum(worst_usd), 0) FROM batch_intents WHERE item_id = @item) AS usd`,
   );
   const reservedStage = db.prepare(
-    `SELECT coalesce(sum(r.worst_usd), 0) AS usd FROM batch_requests r JOIN batches b ON b.id = r.batch_id
-     WHERE b.status = 'pending' AND b.item_id = ? AND b.stage = ?`,
+    `SELECT (SELECT coalesce(sum(r.worst_usd), 0) FROM batch_requests r JOIN batches b ON b.id = r.batch_id
+             WHERE b.status = 'pending' AND b.item_id = @item AND b.stage = @stage)
+          + (SELECT coalesce(sum(worst_usd), 0) FROM batch_intents WHERE item_id = @item AND stage = @stage) AS usd`,
   );
+  const insertIntent = db.prepare('INSERT INTO batch_intents (nonce, item_id, stage, step, requests, worst_usd, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const intentByNonce = db.prepare('SELECT * FROM batch_intents WHERE nonce = ?');
+  const intentOfItem = db.prepare('SELECT * FROM batch_intents WHERE item_id = ? ORDER BY created_at, nonce LIMIT 1');
+  const intentsBefore = db.prepare('SELECT * FROM batch_intents WHERE created_at <= ? ORDER BY created_at, nonce');
+  const deleteIntent = db.prepare('DELETE FROM batch_intents WHERE nonce = ?');
+
+  const insert = (batch: NewBatch): void => {
+    insertBatch.run(batch.id, batch.nonce ?? null, batch.itemId, batch.stage, batch.step, now());
+    for (const r of batch.requests) insertRequest.run(batch.id, r.customId, JSON.stringify(r.request), r.worstUsd);
+  };
 
   return {
     /** Records a submitted batch and its requests, pending, in one transaction (nested in the caller's, if any). */
     create(batch: NewBatch): Batch {
       return db.transaction(() => {
-        insertBatch.run(batch.id, batch.itemId, batch.stage, batch.step, now());
-        for (const r of batch.requests) insertRequest.run(batch.id, r.customId, JSON.stringify(r.request), r.worstUsd);
+        insert(batch);
         return toBatch(byId.get(batch.id));
       })();
+    },
+    /**
+     * Records that a batch is about to be submitted, before the create is sent: from now on its
+     * requests' worst cases are reserved, also across a restart, until the intent is settled
+     * (the batch is known) or dropped (it is known not to exist).
+     */
+    openIntent(intent: Omit<BatchIntent, 'createdAt'>): BatchIntent {
+      const worst = intent.requests.reduce((sum, r) => sum + r.worstUsd, 0);
+      insertIntent.run(intent.nonce, intent.itemId, intent.stage, intent.step, JSON.stringify(intent.requests), worst, now());
+      return toIntent(intentByNonce.get(intent.nonce));
+    },
+    /** The open intent with this nonce, or undefined. */
+    intent(nonce: string): BatchIntent | undefined {
+      const row = intentByNonce.get(nonce);
+      return row === undefined ? undefined : toIntent(row);
+    },
+    /** The item's oldest open intent: a submission whose batch is not known yet. */
+    intentOfItem(itemId: number): BatchIntent | undefined {
+      const row = intentOfItem.get(itemId);
+      return row === undefined ? undefined : toIntent(row);
+    },
+    /** Open intents at least `ageMs` old, oldest first: those whose submission has had time to end. */
+    intentsOlderThan(ageMs: number): BatchIntent[] {
+      return intentsBefore.all(now() - ageMs).map(toIntent);
+    },
+    /**
+     * The intent's batch is known (the API answered with its id, or reconciliation found it): the
+     * batch is recorded, pending, with the intent's nonce, and the intent closed, in one
+     * transaction (nested in the caller's, if any). Idempotent: a batch already recorded is
+     * returned as it is, and an intent already closed is no error.
+     */
+    settleIntent(nonce: string, batch: Omit<NewBatch, 'nonce'>): Batch {
+      return db.transaction(() => {
+        if (byId.get(batch.id) === undefined) insert({ ...batch, nonce });
+        deleteIntent.run(nonce);
+        return toBatch(byId.get(batch.id));
+      })();
+    },
+    /** The intent's batch is known not to exist (the API refused it, or reconciliation found none): its reservation ends. False if it was not open. */
+    dropIntent(nonce: string): boolean {
+      return deleteIntent.run(nonce).changes === 1;
+    },
+    /** Whether a batch with this API id is recorded. */
+    has(id: string): boolean {
+      return byId.get(id) !== undefined;
     },
     /** The batch with this id, or undefined. */
     get(id: string): Batch | undefined {
@@ -151,11 +247,11 @@ export function createBatches(db: Database, now: () => number) {
       markUsed.run(now(), batchId, customId);
     },
     /**
-     * Dollars reserved by pending batches (every pending request's worst case): of all of them,
-     * of one item's, or of one stage of one item's.
+     * Dollars reserved by pending batches and open intents (every request's worst case): of all
+     * of them, of one item's, or of one stage of one item's.
      */
     reservedUsd(itemId?: number, stage?: string): number {
-      const row = itemId === undefined ? reservedAll.get() : stage === undefined ? reservedItem.get(itemId) : reservedStage.get(itemId, stage);
+      const row = itemId === undefined ? reservedAll.get() : stage === undefined ? reservedItem.get({ item: itemId }) : reservedStage.get({ item: itemId, stage });
       return usdRow.parse(row).usd;
     },
   };

@@ -326,6 +326,25 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE awaiting_replies;
   ALTER TABLE awaiting_replies_7 RENAME TO awaiting_replies;
   `,
+  `
+  -- A batch about to be submitted, written before the create is sent (store/batches.ts): its
+  -- requests' worst cases stay reserved against the caps until the batch is known (the API
+  -- answered, or reconciliation found it) or known never to have been created. The nonce ends
+  -- every custom_id sent, so reconciliation can tell this intent's batch from any other.
+  CREATE TABLE batch_intents (
+    nonce TEXT PRIMARY KEY,
+    item_id INTEGER REFERENCES items (id),
+    stage TEXT NOT NULL,
+    step TEXT NOT NULL,
+    -- JSON: [{customId, request, worstUsd}], the batch's requests as they are to be stored.
+    requests TEXT NOT NULL,
+    worst_usd REAL NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX batch_intents_item ON batch_intents (item_id, step);
+  -- The nonce the batch's custom ids were sent with (null for batches submitted before it).
+  ALTER TABLE batches ADD COLUMN nonce TEXT;
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

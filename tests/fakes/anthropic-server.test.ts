@@ -944,6 +944,56 @@ describe('message batches', () => {
     expect(fake.batches).toHaveLength(1);
   });
 
+  it('lists batches newest first, paged by limit and after_id (the SDK follows has_more) or before_id', async () => {
+    const c = client();
+    const ids: string[] = [];
+    for (const n of [1, 2, 3, 4, 5]) ids.push((await c.messages.batches.create({ requests: [{ custom_id: `r${n}`, params: ask(String(n)) }] })).id);
+    const newestFirst = [...ids].reverse();
+    const first = await c.messages.batches.list({ limit: 2 });
+    expect(first.data.map((b) => b.id)).toEqual(newestFirst.slice(0, 2));
+    expect(first).toMatchObject({ has_more: true, first_id: newestFirst[0], last_id: newestFirst[1] });
+    const calls = fake.batchCalls.length;
+    const all: string[] = [];
+    for await (const b of c.messages.batches.list({ limit: 2 })) all.push(b.id);
+    expect(all).toEqual(newestFirst);
+    // Three pages of 2, 2 and 1, each after the last id of the one before.
+    const pages = fake.batchCalls.slice(calls);
+    expect(pages.map((r) => [r.query?.get('limit'), r.query?.get('after_id') ?? null])).toEqual([
+      ['2', null],
+      ['2', newestFirst[1]],
+      ['2', newestFirst[3]],
+    ]);
+    const last = await c.messages.batches.list({ limit: 2, after_id: newestFirst[3] });
+    expect(last).toMatchObject({ has_more: false, first_id: newestFirst[4], last_id: newestFirst[4] });
+    const newer = await c.messages.batches.list({ limit: 2, before_id: newestFirst[3] });
+    expect(newer.data.map((b) => b.id)).toEqual(newestFirst.slice(1, 3));
+    expect(newer.has_more).toBe(true);
+    // Defaults to 20; refuses what the API refuses.
+    expect((await c.messages.batches.list()).data).toHaveLength(5);
+    await rejection(c.messages.batches.list({ limit: 0 }), BadRequestError);
+    await rejection(c.messages.batches.list({ after_id: 'msgbatch_nope' }), BadRequestError);
+  });
+
+  it('afterCreate faults create the batch, then lose its answer: a reset, a 5xx, a stall', async () => {
+    const once = client({ maxRetries: 0, timeout: 300 });
+    fake.failNext({ kind: 'reset', afterCreate: true }, 1, 'batches');
+    await rejection(once.messages.batches.create({ requests: [{ custom_id: 'a', params: ask('a') }] }), APIConnectionError);
+    fake.failNext({ kind: 'server-error', status: 503, afterCreate: true }, 1, 'batches');
+    const fiveHundred = await rejection(once.messages.batches.create({ requests: [{ custom_id: 'b', params: ask('b') }] }), APIError);
+    expect(fiveHundred.status).toBe(503);
+    fake.failNext({ kind: 'stall', afterCreate: true }, 1, 'batches');
+    await rejection(once.messages.batches.create({ requests: [{ custom_id: 'c', params: ask('c') }] }), APIConnectionError);
+    expect(fake.batches.map((b) => [b.status, b.requests.map((r) => r.customId)])).toEqual([
+      ['in_progress', ['a']],
+      ['in_progress', ['b']],
+      ['in_progress', ['c']],
+    ]);
+    expect(fake.batchCalls.map((r) => r.outcome)).toEqual(['reset', 'error', 'stall']);
+    // On any other batch call, afterCreate is a plain fault.
+    fake.failNext({ kind: 'reset', afterCreate: true }, 1, 'batches');
+    await rejection(once.messages.batches.retrieve(fake.batches[0]!.id), APIConnectionError);
+  });
+
   it('cut-stream on the results download breaks the JSONL midway, which the SDK does not retry', async () => {
     const c = client();
     fake.onRequest(() => ({ content: [{ type: 'text', text: 'a reply long enough to be cut in the middle of its line' }] }));

@@ -18,8 +18,9 @@
  * that moment later than the request, so requests sent side by side miss each other's writes).
  * `caching: false` ignores `cache_control` altogether: the baseline a benchmark compares with.
  *
- * The Message Batches API is there too (create, retrieve, cancel, results as JSONL at an
- * absolute `results_url` on the fake's own base). A batch stays `in_progress` until the test
+ * The Message Batches API is there too (create, list newest first with `limit`, `after_id`,
+ * `before_id` and `has_more`, retrieve, cancel, results as JSONL at an absolute `results_url`
+ * on the fake's own base). A batch stays `in_progress` until the test
  * calls `endBatch()` (or starts the fake with `autoEndBatches`); only then is each of its
  * requests answered, in order, by the same script as a normal call.
  */
@@ -68,12 +69,15 @@ export type AnthropicFault =
    * itself (~0.5 s, then ~1 s); `retryAfterMs` adds a `retry-after-ms` header to make tests fast.
    */
   | { kind: 'overloaded'; retryAfterMs?: number }
-  /** 5xx api_error. @default status 500. `retryAfterMs` as for 'overloaded'. */
-  | { kind: 'server-error'; status?: number; retryAfterMs?: number }
-  /** Destroy the socket before any response (the SDK sees a connection error). */
-  | { kind: 'reset' }
-  /** Never answer, until the client aborts or close() is called. */
-  | { kind: 'stall' }
+  /**
+   * 5xx api_error. @default status 500. `retryAfterMs` as for 'overloaded'. With `afterCreate`,
+   * a batch create is carried out first (the batch exists and runs) and the 5xx replaces its answer.
+   */
+  | { kind: 'server-error'; status?: number; retryAfterMs?: number; afterCreate?: true }
+  /** Destroy the socket before any response (the SDK sees a connection error); `afterCreate` as for 'server-error'. */
+  | { kind: 'reset'; afterCreate?: true }
+  /** Never answer, until the client aborts or close() is called; `afterCreate` as for 'server-error'. */
+  | { kind: 'stall'; afterCreate?: true }
   /**
    * Streaming: send message_start and part of the reply (up to half of the first tool_use's
    * input JSON, or half of the first text), then destroy the socket. The reply is the one the
@@ -116,6 +120,8 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** The parsed JSON body (the raw text if it was not JSON). A batch entry's is its `params`. */
   body: any;
+  /** The query string's parameters, when there was one (e.g. a batch list's `limit`). */
+  query?: URLSearchParams;
   /** `body.stream === true`; for a call in `batchCalls`, true for the results download. */
   stream: boolean;
   /** Set for answered requests and for cut or stalled streams (what the real API would bill). */
@@ -342,7 +348,11 @@ interface BatchState extends FakeBatch {
   cancelInitiatedAt?: number;
 }
 
-type BatchRoute = { action: 'create' } | { action: 'retrieve' | 'results' | 'cancel'; id: string };
+type BatchRoute = { action: 'create' } | { action: 'list' } | { action: 'retrieve' | 'results' | 'cancel'; id: string };
+
+/** Most batches one list page holds, as in the API. */
+const MAX_LIST_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 20;
 
 interface ValidRequest {
   model: string;
@@ -654,10 +664,20 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   function handleBatch(res: ServerResponse, rec: RecordedRequest, route: BatchRoute): void {
     checkHeaders(rec);
     const fault = takeFault('batches', rec.stream);
+    if (route.action === 'create' && fault && 'afterCreate' in fault && fault.afterCreate) {
+      // The API made the batch; only its answer is lost.
+      createBatch(res, rec, false);
+      applyFault(fault, res, rec);
+      return;
+    }
     // Only a stream fault on the results download gets past this; it is applied below.
     if (fault && applyFault(fault, res, rec)) return;
     if (route.action === 'create') {
       createBatch(res, rec);
+      return;
+    }
+    if (route.action === 'list') {
+      listBatches(res, rec);
       return;
     }
     const batch = batches.find((b) => b.id === route.id);
@@ -693,7 +713,39 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     res.write(splitPieces(payload, 2)[0] ?? '', () => (fault.kind === 'cut-stream' ? destroy(res, rec, 'cut') : hold(res, rec)));
   }
 
-  function createBatch(res: ServerResponse, rec: RecordedRequest): void {
+  /** A page of batches, newest first, as the API pages them (query on `rec.query`). */
+  function listBatches(res: ServerResponse, rec: RecordedRequest): void {
+    const query = rec.query ?? new URLSearchParams();
+    const rawLimit = query.get('limit');
+    const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw invalid(`limit: must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const afterId = query.get('after_id');
+    const beforeId = query.get('before_id');
+    if (afterId !== null && beforeId !== null) throw invalid('after_id and before_id cannot both be given');
+    const newestFirst = [...batches].reverse();
+    const cursor = (id: string): number => {
+      const i = newestFirst.findIndex((b) => b.id === id);
+      if (i < 0) throw invalid(`${afterId === null ? 'before_id' : 'after_id'}: unknown message_batch ${id}`);
+      return i;
+    };
+    let page: BatchState[];
+    let hasMore: boolean;
+    if (beforeId !== null) {
+      // The page just newer than the cursor; has_more: there are newer ones still.
+      const end = cursor(beforeId);
+      const start = Math.max(0, end - limit);
+      page = newestFirst.slice(start, end);
+      hasMore = start > 0;
+    } else {
+      const start = afterId === null ? 0 : cursor(afterId) + 1;
+      page = newestFirst.slice(start, start + limit);
+      hasMore = start + limit < newestFirst.length;
+    }
+    rec.outcome = 'ok';
+    sendJson(res, rec, 200, { data: page.map(batchJson), has_more: hasMore, first_id: page[0]?.id ?? null, last_id: page.at(-1)?.id ?? null });
+  }
+
+  function createBatch(res: ServerResponse, rec: RecordedRequest, answer = true): void {
     const entries = validateBatchCreate(rec.body);
     const batch: BatchState = {
       id: `msgbatch_fake_${nextBatchId++}`,
@@ -719,6 +771,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     }
     batches.push(batch);
     if (opts.autoEndBatches) endBatches([batch]);
+    if (!answer) return;
     rec.outcome = 'ok';
     sendJson(res, rec, 200, batchJson(batch));
   }
@@ -787,7 +840,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   // ---- HTTP routing --------------------------------------------------------------------
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const parsedUrl = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const path = parsedUrl.pathname;
     const batchRoute = routeBatch(req.method, path);
     const known = batchRoute !== undefined || (req.method === 'POST' && (path === MESSAGES_PATH || path === COUNT_TOKENS_PATH));
     const raw = (await readBody(req).catch(() => Buffer.alloc(0))).toString('utf8');
@@ -815,6 +869,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       body,
       stream: batchRoute ? batchRoute.action === 'results' : isObject(body) && body.stream === true,
       at: now(),
+      ...(parsedUrl.search ? { query: parsedUrl.searchParams } : {}),
     };
     // Recorded before anything can fail, so tests can count attempts (retries included).
     (batchRoute ? batchCalls : requests).push(rec);
@@ -911,7 +966,7 @@ function routeBatch(method: string | undefined, path: string): BatchRoute | unde
   const match = BATCH_ROUTE.exec(path);
   if (!match) return undefined;
   const [, rawId, sub] = match;
-  if (rawId === undefined) return method === 'POST' ? { action: 'create' } : undefined;
+  if (rawId === undefined) return method === 'POST' ? { action: 'create' } : method === 'GET' ? { action: 'list' } : undefined;
   let id: string;
   try {
     id = decodeURIComponent(rawId);

@@ -42,6 +42,7 @@ const deps = (period = createPeriodBudget({ dailyUsd: 100, monthlyUsd: 1000 }, '
   prices: {},
   period,
   batches: createBatchClient({ apiKey: fake.apiKey, baseUrl: fake.baseUrl, maxRetries: 0 }),
+  nonce: () => 'n1',
 });
 
 describe('submitMeteredBatch', () => {
@@ -49,10 +50,13 @@ describe('submitMeteredBatch', () => {
     const d = deps();
     const outcome = await submitMeteredBatch(d, budget(10), 'round-1-reviewers', [call('angle-a'), call('angle-b')]);
     expect(outcome).toMatchObject({ kind: 'submitted', batch: { id: fake.batches[0]!.id, itemId, stage: 'review', step: 'round-1-reviewers', status: 'pending' }, left: [] });
+    // Sent with the submission's nonce, stored without it.
     expect(fake.batches[0]!.requests.map((r) => [r.customId, r.body.max_tokens])).toEqual([
-      ['angle-a', 1000],
-      ['angle-b', 1000],
+      ['angle-a-n1', 1000],
+      ['angle-b-n1', 1000],
     ]);
+    expect(outcome).toMatchObject({ batch: { nonce: 'n1' } });
+    expect(store.batches.intentOfItem(itemId)).toBeUndefined();
     const stored = store.batches.requests(fake.batches[0]!.id);
     expect(stored.map((r) => r.customId)).toEqual(['angle-a', 'angle-b']);
     expect(stored[0]!.worstUsd).toBeCloseTo(HALF_WORST, 12);
@@ -64,7 +68,7 @@ describe('submitMeteredBatch', () => {
   it('submits the requests that fit a cap, in order, and names the rest', async () => {
     const outcome = await submitMeteredBatch(deps(), budget(2.5 * HALF_WORST), 'round-1-reviewers', [call('angle-a'), call('angle-b'), call('angle-c')]);
     expect(outcome).toMatchObject({ kind: 'submitted', left: [{ customId: 'angle-c' }] });
-    expect(fake.batches[0]!.requests.map((r) => r.customId)).toEqual(['angle-a', 'angle-b']);
+    expect(fake.batches[0]!.requests.map((r) => r.customId)).toEqual(['angle-a-n1', 'angle-b-n1']);
   });
 
   it('submits nothing when the first request does not fit: a stage cap is a limit, a daily cap waits for its reset', async () => {
@@ -78,13 +82,17 @@ describe('submitMeteredBatch', () => {
     expect(store.batches.pending()).toEqual([]);
   });
 
-  it('persists nothing and reserves nothing when the API refuses the batch', async () => {
+  it('persists nothing and reserves nothing when the API refuses the batch (a 4xx: surely nothing created)', async () => {
     fake.failNext({ kind: 'error', status: 400, type: 'invalid_request_error', message: 'requests: too many' }, 1, 'batches');
     const d = deps();
     expect(await submitMeteredBatch(d, budget(10), 'round-1-reviewers', [call('angle-a')])).toEqual({ kind: 'failed', message: expect.stringContaining('requests: too many') });
-    fake.failNext({ kind: 'overloaded' }, 1, 'batches');
-    expect(await submitMeteredBatch(d, budget(10), 'round-1-reviewers', [call('angle-a')])).toMatchObject({ kind: 'retry-later' });
+    fake.failNext({ kind: 'rate-limit' }, 1, 'batches');
+    expect(await submitMeteredBatch(d, budget(10), 'round-1-reviewers', [call('angle-a')])).toMatchObject({ kind: 'retry-later', throttled: true });
+    // Sent once each: the create is never retried by the client.
+    expect(fake.batchCalls.map((c) => c.status)).toEqual([400, 429]);
     expect(store.batches.pending()).toEqual([]);
+    expect(store.batches.intentOfItem(itemId)).toBeUndefined();
+    expect(store.batches.reservedUsd()).toBe(0);
     expect(d.period.inFlight.usd).toBe(0);
   });
 });

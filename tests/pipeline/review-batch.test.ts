@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { costUsd, DEFAULT_PRICES } from '../../src/domain/pricing.js';
-import { BATCH_EXPIRY_MS, createBatchClient } from '../../src/llm/batch-client.js';
+import { BATCH_EXPIRY_MS, BATCH_RECONCILE_AFTER_MS, createBatchClient } from '../../src/llm/batch-client.js';
 import { createPeriodBudget, meteredCall } from '../../src/llm/metered-call.js';
 import { createBatchPoller } from '../../src/pipeline/batch-poller.js';
 import { runReviewStage, type ReviewStageDeps } from '../../src/pipeline/review-stage.js';
@@ -28,6 +28,10 @@ const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ con
 const choice = (r: RecordedRequest) => (r.body as { tool_choice?: { name?: string } }).tool_choice?.name;
 const angleOf = (r: RecordedRequest) => /Review angle: ([a-z0-9-]+)/.exec(JSON.stringify(r.body))?.[1];
 const normalCalls = () => h.anthropic.requests.filter((r) => !r.batch);
+/** A batch request's custom id as the stage stores it: without the submission's nonce. */
+const stored = (r: RecordedRequest) => r.customId!.replace(/-[0-9a-f]{16}$/, '');
+/** The custom id as sent of the request in the newest batch whose stored id is `customId`. */
+const sentId = (customId: string) => h.anthropic.batches.at(-1)!.requests.map((r) => r.customId!).find((id) => id.startsWith(`${customId}-`))!;
 
 const CONTRIBUTING = `# Contributing\n\n${Array.from({ length: 160 }, (_, i) => `- Rule ${i + 1}: functions validate their input, return early on bad values, and have a test for the edge case they guard.`).join('\n')}\n`;
 
@@ -86,7 +90,7 @@ describe('the review stage with batch economy', () => {
     const first = await run();
     expect(h.anthropic.batches).toHaveLength(1);
     const [reviewers] = h.anthropic.batches;
-    expect(reviewers!.requests.map((r) => r.customId)).toEqual(ANGLES.map((a) => `angle-${a}`));
+    expect(reviewers!.requests.map(stored)).toEqual(ANGLES.map((a) => `angle-${a}`));
     // One shared cached prefix, as for normal calls.
     for (const r of reviewers!.requests) expect(JSON.stringify(r.body.system)).toBe(JSON.stringify(reviewers!.requests[0]!.body.system));
     expect(reviewers!.requests[0]!.body.system[0].cache_control).toEqual({ type: 'ephemeral' });
@@ -117,7 +121,7 @@ describe('the review stage with batch economy', () => {
     expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('round 1 triage') });
     expect(h.store.findings.ofRound(item.id, 1).map((f) => f.angle).sort()).toEqual(ANGLES);
     expect(h.anthropic.batches).toHaveLength(2);
-    expect(h.anthropic.batches[1]!.requests.map((r) => r.customId)).toEqual(['triage']);
+    expect(h.anthropic.batches[1]!.requests.map(stored)).toEqual(['triage']);
     h.anthropic.endBatch();
     await poller().tick();
     // A poll after the end was recorded (e.g. after a restart) records nothing twice.
@@ -144,8 +148,8 @@ describe('the review stage with batch economy', () => {
 
   it('asks an errored and an expired request again by one normal call each, and takes the rest from the batch', async () => {
     expect(await run()).toMatchObject({ kind: 'waiting' });
-    h.anthropic.failBatchRequest('angle-security', 'errored', { type: 'overloaded_error', message: 'Overloaded' });
-    h.anthropic.failBatchRequest('angle-tests', 'expired');
+    h.anthropic.failBatchRequest(sentId('angle-security'), 'errored', { type: 'overloaded_error', message: 'Overloaded' });
+    h.anthropic.failBatchRequest(sentId('angle-tests'), 'expired');
     h.anthropic.endBatch();
     await poller().tick();
 
@@ -223,5 +227,33 @@ describe('the review stage with batch economy', () => {
       maxTokens: 10,
     });
     expect(blocked).toMatchObject({ kind: 'retry-later', message: expect.stringContaining('in calls still running') });
+  });
+  it('waits while a reviewers batch submission is unclear, sends nothing again, and takes the adopted batch like any other', async () => {
+    // The fake stamps batches with the real clock: the intent's window must hold them.
+    h.clock.now = Date.now();
+    h.anthropic.failNext({ kind: 'reset', afterCreate: true }, 1, 'batches');
+    const first = await run();
+    expect(first).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('submission unclear') });
+    expect(h.anthropic.batches).toHaveLength(1);
+    const reserved = h.store.batches.reservedUsd(item.id, 'review');
+    expect(reserved).toBeGreaterThan(0);
+    // A restart or /resume meanwhile: still waiting, nothing sent.
+    expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('submission unclear') });
+    expect(h.anthropic.batches).toHaveLength(1);
+    expect(h.anthropic.batchCalls.filter((c) => c.body?.requests !== undefined)).toHaveLength(1);
+
+    h.clock.now += BATCH_RECONCILE_AFTER_MS;
+    h.anthropic.endBatch();
+    await poller().tick();
+    expect(resumed).toEqual([item.id]);
+    expect(h.store.batches.reservedUsd()).toBe(0);
+    expect(h.store.batches.latestOfStep(item.id, 'round-1-reviewers')).toMatchObject({ id: h.anthropic.batches[0]!.id, status: 'ended' });
+
+    // Resumed: the findings come from the adopted batch; triage is the second batch, and no reviewer was asked by a normal call.
+    expect(await run()).toMatchObject({ kind: 'waiting', reason: expect.stringContaining('round 1 triage') });
+    expect(h.store.findings.ofRound(item.id, 1).map((f) => f.angle).sort()).toEqual(ANGLES);
+    expect(h.anthropic.batches).toHaveLength(2);
+    expect(normalCalls()).toEqual([]);
+    expect(reviewRows()).toEqual([{ stage: 'review', usd: expect.any(Number) }]);
   });
 });

@@ -113,4 +113,33 @@ describe('batches store', () => {
     expect(store.batches.latestOfStep(item.id, 'round-1-reviewers')?.id).toBe('msgbatch_2');
     expect(store.batches.latestOfStep(item.id, 'round-1-triage')).toBeUndefined();
   });
+  it('reserves an open intent like a pending batch, across a restart, until it is settled once or dropped', () => {
+    const { store, path, clock, item } = setup();
+    const requests = [{ customId: 'triage', request, worstUsd: 0.25 }];
+    store.batches.openIntent({ nonce: 'n1', itemId: item.id, stage: 'review', step: 'round-1-triage', requests });
+    store.batches.openIntent({ nonce: 'n2', itemId: item.id, stage: 'fix', step: 'other', requests });
+    expect(store.batches.reservedUsd(item.id, 'review')).toBeCloseTo(0.75);
+    expect(store.batches.reservedUsd(item.id)).toBeCloseTo(1);
+    expect(store.batches.reservedUsd()).toBeCloseTo(1);
+    store.close();
+    const reopened = openStore(path, { now: () => clock.now });
+    try {
+      expect(reopened.batches.intentOfItem(item.id)).toMatchObject({ nonce: 'n1', step: 'round-1-triage', requests, createdAt: clock.now });
+      expect(reopened.batches.intentsOlderThan(1)).toEqual([]);
+      clock.now += 1;
+      expect(reopened.batches.intentsOlderThan(1).map((i) => i.nonce)).toEqual(['n1', 'n2']);
+      const settled = reopened.batches.settleIntent('n1', { id: 'msgbatch_2', itemId: item.id, stage: 'review', step: 'round-1-triage', requests });
+      expect(settled).toMatchObject({ id: 'msgbatch_2', nonce: 'n1', status: 'pending' });
+      // Settling again (the submit and the poller both learned the id) changes nothing.
+      expect(reopened.batches.settleIntent('n1', { id: 'msgbatch_2', itemId: item.id, stage: 'review', step: 'round-1-triage', requests })).toEqual(settled);
+      expect(reopened.batches.requests('msgbatch_2')).toHaveLength(1);
+      expect(reopened.batches.reservedUsd(item.id, 'review')).toBeCloseTo(0.75);
+      expect(reopened.batches.dropIntent('n2')).toBe(true);
+      expect(reopened.batches.dropIntent('n2')).toBe(false);
+      expect(reopened.batches.intentOfItem(item.id)).toBeUndefined();
+      expect(reopened.batches.reservedUsd(item.id)).toBeCloseTo(0.75);
+    } finally {
+      reopened.close();
+    }
+  });
 });
