@@ -163,7 +163,7 @@ export type GitHubRoute = (typeof GITHUB_ROUTES)[number];
 
 const DEFAULT_TOKEN = 'github_pat_CANARY_github_token_0123456789';
 const DEFAULT_LOGIN = 'nightshift-bot';
-/** Where html_url links point; never resolvable, so nothing can accidentally reach the internet. */
+/** Where html_url links point by default; never resolvable, so nothing can accidentally reach the internet. */
 const HTML_ROOT = 'http://fake-github.local';
 const DOCS = 'https://docs.github.com/rest';
 const DEFAULT_WAIT_MS = 10_000;
@@ -241,9 +241,11 @@ interface RouteDef {
  * Start a fake GitHub REST API on 127.0.0.1 on a free port, serving `repos`.
  * @default token 'github_pat_CANARY_github_token_0123456789'
  * @default login 'nightshift-bot' (the token's user: PR author, commenter, merger)
+ * @default htmlRoot 'http://fake-github.local' (the sandbox points it at its own PR pages)
  */
-export async function startFakeGitHub(opts: { token?: string; login?: string; repos: BareRepo[] }): Promise<FakeGitHub> {
+export async function startFakeGitHub(opts: { token?: string; login?: string; repos: BareRepo[]; htmlRoot?: string }): Promise<FakeGitHub> {
   const token = opts.token ?? DEFAULT_TOKEN;
+  const htmlRoot = (opts.htmlRoot ?? HTML_ROOT).replace(/\/+$/, '');
   const login = opts.login ?? DEFAULT_LOGIN;
   const calls: RecordedGitHubCall[] = [];
   const changes = new EventEmitter();
@@ -405,7 +407,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
     node_id: `U_${name}`,
     type: name === 'github-actions[bot]' ? 'Bot' : 'User',
     site_admin: false,
-    html_url: `${HTML_ROOT}/${name}`,
+    html_url: `${htmlRoot}/${name}`,
   });
 
   const apiUrl = (repo: RepoState, rest = ''): string => `${baseUrl}/repos/${repo.bare.fullName}${rest}`;
@@ -419,7 +421,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
       full_name: bare.fullName,
       owner: userJson(bare.owner),
       private: true,
-      html_url: `${HTML_ROOT}/${bare.fullName}`,
+      html_url: `${htmlRoot}/${bare.fullName}`,
       url: apiUrl(repo),
     };
     if (!full) return lite;
@@ -453,7 +455,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
       url: apiUrl(repo, `/pulls/${pull.number}`),
       id: pull.id,
       node_id: `PR_${pull.id}`,
-      html_url: `${HTML_ROOT}/${repo.bare.fullName}/pull/${pull.number}`,
+      html_url: `${htmlRoot}/${repo.bare.fullName}/pull/${pull.number}`,
       number: pull.number,
       state: pull.state,
       locked: false,
@@ -518,7 +520,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
       id: comment.id,
       node_id: `IC_${comment.id}`,
       url: apiUrl(repo, `/issues/comments/${comment.id}`),
-      html_url: `${HTML_ROOT}/${repo.bare.fullName}/pull/${pull.number}#issuecomment-${comment.id}`,
+      html_url: `${htmlRoot}/${repo.bare.fullName}/pull/${pull.number}#issuecomment-${comment.id}`,
       issue_url: apiUrl(repo, `/issues/${pull.number}`),
       body: comment.body,
       user: userJson(meta.user),
@@ -586,7 +588,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
           enabled: required !== undefined,
           required_status_checks: { enforcement_level: required ? 'non_admins' : 'off', contexts: required ?? [], checks: [] },
         },
-        _links: { self: apiUrl(repo, `/branches/${name}`), html: `${HTML_ROOT}/${repo.bare.fullName}/tree/${name}` },
+        _links: { self: apiUrl(repo, `/branches/${name}`), html: `${htmlRoot}/${repo.bare.fullName}/tree/${name}` },
       },
     };
   }
@@ -880,8 +882,8 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
           head_sha: sha,
           external_id: '',
           url: apiUrl(repo, `/check-runs/${c.id}`),
-          html_url: `${HTML_ROOT}/${repo.bare.fullName}/runs/${c.id}`,
-          details_url: `${HTML_ROOT}/${repo.bare.fullName}/runs/${c.id}`,
+          html_url: `${htmlRoot}/${repo.bare.fullName}/runs/${c.id}`,
+          details_url: `${htmlRoot}/${repo.bare.fullName}/runs/${c.id}`,
           name: c.name,
           status: c.status,
           conclusion: c.status === 'completed' ? (c.conclusion ?? null) : null,

@@ -105,6 +105,11 @@ export interface FakeTelegram {
   /** The recorded calls of one method, in arrival order. */
   callsOf(method: string): RecordedCall[];
   /**
+   * The image the bot uploaded with sendPhoto for this message (the sandbox page shows it);
+   * undefined for other messages and for photos sent by file_id or URL.
+   */
+  photo(chatId: number, messageId: number): { bytes: Buffer; contentType: string } | undefined;
+  /**
    * Resolve with the first truthy `probe()` result. Re-checks on every recorded call and state
    * change, plus a 50 ms safety poll. A probe that throws rejects at once (a bug in the probe
    * should not look like a timeout). @default timeoutMs 10000
@@ -207,6 +212,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
   const chats = new Map<number, Chat>();
   const stored = new Map<string, StoredMessage>();
   const sentInOrder: SentMessage[] = [];
+  const photos = new Map<string, { bytes: Buffer; contentType: string }>();
   const callbackIds = new Set<string>();
   let commands: BotCommand[] = [];
   let heldPoll: HeldPoll | undefined;
@@ -483,6 +489,8 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
       const caption = renderCaption(params);
       const message: Message = { ...newBotMessage(params), photo: fakePhoto(), ...caption };
       storeBotMessage('photo', message, params);
+      const bytes = uploadedFile(params, 'photo');
+      if (bytes) photos.set(keyOf(message.chat.id, message.message_id), { bytes, contentType: imageType(bytes) });
       return message;
     },
     sendDocument: (params) => {
@@ -689,12 +697,33 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
     },
     sent: (chatId) => sentInOrder.filter((m) => chatId === undefined || m.chat_id === chatId),
     callsOf: (method) => calls.filter((c) => c.method === method),
+    photo: (chatId, messageId) => photos.get(keyOf(chatId, messageId)),
     waitFor,
     close,
   };
 }
 
 // ---- helpers (pure) ------------------------------------------------------------------------
+
+/**
+ * The bytes of each uploaded file part, keyed by the `{ filename, size }` object that stands for
+ * it in the recorded params (kept out of the params so recorded calls stay small and printable).
+ */
+const uploadedBytes = new WeakMap<object, Buffer>();
+
+/** The bytes uploaded for `field`: a file part of that name, or one named by "attach://<name>". */
+function uploadedFile(params: Params, field: string): Buffer | undefined {
+  let value = params[field];
+  if (typeof value === 'string' && value.startsWith('attach://')) value = params[value.slice('attach://'.length)];
+  return value !== null && typeof value === 'object' ? uploadedBytes.get(value) : undefined;
+}
+
+/** PNG and JPEG by their magic numbers; everything else is served as opaque bytes. */
+function imageType(bytes: Buffer): string {
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'image/jpeg';
+  return 'application/octet-stream';
+}
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
   // The client may have aborted (grammY timeout, bot.stop()) while we were deciding.
@@ -768,9 +797,13 @@ function parseMultipart(body: Buffer, boundary: string): Params | undefined {
     const key = name?.[1] ?? name?.[2]?.trim();
     if (key === undefined) return undefined;
     const filename = /filename=(?:"([^"]*)"|([^;\r\n]+))/i.exec(headers);
-    params[key] = filename
-      ? { filename: filename[1] ?? filename[2]?.trim(), size: content.length }
-      : coerceField(key, content.toString('utf8'));
+    if (filename) {
+      const file = { filename: filename[1] ?? filename[2]?.trim(), size: content.length };
+      uploadedBytes.set(file, Buffer.from(content));
+      params[key] = file;
+    } else {
+      params[key] = coerceField(key, content.toString('utf8'));
+    }
     pos = next;
   }
   return undefined;
