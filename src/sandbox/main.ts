@@ -187,7 +187,7 @@ export async function startSandbox(opts: SandboxOptions, env: NodeJS.ProcessEnv 
       const code = (error as { code?: string }).code;
       throw code === 'EADDRINUSE' ? new SandboxError(`port ${opts.port} is in use; pass another with --port <n> (0 picks a free one)`) : error;
     });
-    telegram = await startFakeTelegram({ token: DUMMY.telegramToken });
+    telegram = await startFakeTelegram({ token: DUMMY.telegramToken, username: 'nightshift_sandbox_bot' });
     github = await startFakeGitHub({ token: DUMMY.githubToken, repos: [bare], htmlRoot: `${chat.url}/github` });
     let model = { baseUrl: env.ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com', apiKey: env.ANTHROPIC_API_KEY ?? '' };
     if (!opts.realModel) {

@@ -10,7 +10,7 @@
  * - reviewers: the `tests` angle reports that nothing tests the new file, the `design` angle a
  *   nit; once a test file is in the diff, nobody reports anything;
  * - triage: the missing test is `fix_now`, the rest `ignore`;
- * - fix agent: writes `test/item-<id>.test.ts`, runs `npm test`, and sums up;
+ * - fix agent: writes `test/item-<id>.test.ts`, notes it in the module, runs `npm test`, sums up;
  * - drift: on track; any other forced tool (sizing's `report_size`, a future one): the smallest
  *   input its JSON schema accepts, preferring answers that let work go ahead.
  * Every text it writes starts with {@link SANDBOX_MARK}, so nobody mistakes it for a real review.
@@ -54,9 +54,14 @@ export function answerAsSandboxModel(req: RecordedRequest): FakeReply {
 
 // ---- build and fix agents ------------------------------------------------------------------
 
+/** One tool call the scripted agent makes. */
+type AgentAction = { tool: 'str_replace_based_edit_tool' | 'bash'; input: Record<string, unknown> };
+
+const RUN_TESTS: AgentAction = { tool: 'bash', input: { command: 'npm test 2>&1 | tail -n 15; exit "${PIPESTATUS[0]}"' } };
+
 /**
  * One turn of the build or fix agent. The step is the number of assistant turns so far, so a
- * conversation replays identically: write a file, run the tests, sum up.
+ * conversation replays identically: edit files, run the tests, sum up.
  */
 function agentTurn(body: RequestBody): FakeReply {
   const messages = body.messages ?? [];
@@ -64,50 +69,54 @@ function agentTurn(body: RequestBody): FakeReply {
   const task = textOf(messages[0]?.content);
   const isFix = /<findings>/.test(task);
   const plan = isFix ? fixPlan(task) : buildPlan(task);
-  if (step === 0) return toolCall('str_replace_based_edit_tool', { command: 'create', path: plan.path, file_text: plan.text });
-  if (step === 1) return toolCall('bash', { command: 'npm test 2>&1 | tail -n 15; exit "${PIPESTATUS[0]}"' });
-  const testRun = lastToolResult(messages);
-  const exit = /\[exit code (\w+)\]/.exec(testRun)?.[1] ?? 'unknown';
+  const action = plan.actions[step];
+  if (action) return toolCall(action.tool, action.input);
+  const exit = /\[exit code (\w+)\]/.exec(lastToolResult(messages))?.[1] ?? 'unknown';
   const tests = `Tests: npm test (exit code ${exit}).`;
   const summary = isFix
-    ? `${SANDBOX_MARK} fixed: added ${plan.path}, a test of the new module.\n${tests}`
-    : `${SANDBOX_MARK} Summary: added ${plan.path} for this request. This is a scripted change, not a real implementation.\n${tests}\nNotes: the sandbox model makes the same kind of change for every request.`;
+    ? `${SANDBOX_MARK} fixed: ${plan.done}.\n${tests}`
+    : `${SANDBOX_MARK} Summary: ${plan.done}. This is a scripted change, not a real implementation.\n${tests}\nNotes: the sandbox model makes the same kind of change for every request.`;
   return { content: [{ type: 'text', text: summary }] };
 }
 
-function buildPlan(task: string): { path: string; text: string } {
+function buildPlan(task: string): { actions: AgentAction[]; done: string } {
   const id = /Work item #(\d+)/.exec(task)?.[1] ?? '0';
-  const request = /<request>\n?([\s\S]*?)\n?<\/request>/.exec(task)?.[1]?.trim() ?? '';
+  const request = fenced(task, 'request')[0] ?? '';
   const title = (request.split('\n')[0] ?? '').slice(0, 120);
-  return {
-    path: `src/requests/item-${id}.ts`,
-    text:
-      `// ${SANDBOX_MARK} written for work item #${id}.\n` +
-      `/** What work item #${id} asked for, as the developer typed it. */\n` +
-      `export const request${id} = { id: ${id}, title: ${JSON.stringify(title)} } as const;\n`,
-  };
+  const path = `src/requests/item-${id}.ts`;
+  const text =
+    `// ${SANDBOX_MARK} written for work item #${id}.\n` +
+    `/** What work item #${id} asked for, as the developer typed it. */\n` +
+    `export const request${id} = { id: ${id}, title: ${JSON.stringify(title)} } as const;\n`;
+  return { actions: [{ tool: 'str_replace_based_edit_tool', input: { command: 'create', path, file_text: text } }, RUN_TESTS], done: `added ${path} for this request` };
 }
 
-function fixPlan(task: string): { path: string; text: string } {
+/** A test for the module the finding names, and a note in that module (so the fix touches its file). */
+function fixPlan(task: string): { actions: AgentAction[]; done: string } {
   const name = /src\/requests\/(item-(\d+))\.ts/.exec(task);
   if (!name) {
-    return {
-      path: 'test/sandbox-fix.test.ts',
-      text: `// ${SANDBOX_MARK} written for a review finding.\nimport assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { greet } from '../src/greet.js';\n\ntest('greets by name', () => {\n  assert.equal(greet('Ada'), 'Hello, Ada!');\n});\n`,
-    };
+    const text = `// ${SANDBOX_MARK} written for a review finding.\nimport assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { greet } from '../src/greet.js';\n\ntest('greets by name', () => {\n  assert.equal(greet('Ada'), 'Hello, Ada!');\n});\n`;
+    return { actions: [{ tool: 'str_replace_based_edit_tool', input: { command: 'create', path: 'test/sandbox-fix.test.ts', file_text: text } }, RUN_TESTS], done: 'added test/sandbox-fix.test.ts' };
   }
-  const [, file, id] = name;
+  const [source, file, id] = name;
+  const testPath = `test/${file}.test.ts`;
+  const firstLine = `// ${SANDBOX_MARK} written for work item #${id}.`;
+  const test =
+    `// ${SANDBOX_MARK} written for a review finding.\n` +
+    `import assert from 'node:assert/strict';\n` +
+    `import { test } from 'node:test';\n` +
+    `import { request${id} } from '../src/requests/${file}.js';\n\n` +
+    `test('work item #${id} is recorded with its id and title', () => {\n` +
+    `  assert.equal(request${id}.id, ${id});\n` +
+    `  assert.ok(request${id}.title.length > 0);\n` +
+    `});\n`;
   return {
-    path: `test/${file}.test.ts`,
-    text:
-      `// ${SANDBOX_MARK} written for a review finding.\n` +
-      `import assert from 'node:assert/strict';\n` +
-      `import { test } from 'node:test';\n` +
-      `import { request${id} } from '../src/requests/${file}.js';\n\n` +
-      `test('work item #${id} is recorded with its id and title', () => {\n` +
-      `  assert.equal(request${id}.id, ${id});\n` +
-      `  assert.ok(request${id}.title.length > 0);\n` +
-      `});\n`,
+    actions: [
+      { tool: 'str_replace_based_edit_tool', input: { command: 'create', path: testPath, file_text: test } },
+      { tool: 'str_replace_based_edit_tool', input: { command: 'str_replace', path: source, old_str: firstLine, new_str: `${firstLine}\n// Tested in ${testPath}.` } },
+      RUN_TESTS,
+    ],
+    done: `added ${testPath}, a test of ${source}`,
   };
 }
 

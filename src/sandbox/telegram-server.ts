@@ -77,7 +77,7 @@ export interface FakeTelegram {
   readonly apiRoot: string;
   /** Every call in arrival order, including getUpdates and failed or faulted calls. */
   readonly calls: RecordedCall[];
-  /** What getMe returns: id from the token prefix, username "nightshift_test_bot". */
+  /** What getMe returns: id from the token prefix, username "nightshift_test_bot" unless started with another. */
   readonly botUser: TgUser;
   /** The commands from the last setMyCommands call. @default [] */
   readonly commands: BotCommand[];
@@ -170,15 +170,19 @@ interface HeldPoll {
   timer: NodeJS.Timeout;
 }
 
-/** Start a fake Bot API server on 127.0.0.1 on a free port. @default token "123456:CANARY-telegram-token-…" */
-export async function startFakeTelegram(opts: { token?: string } = {}): Promise<FakeTelegram> {
+/**
+ * Start a fake Bot API server on 127.0.0.1 on a free port.
+ * @default token "123456:CANARY-telegram-token-…"
+ * @default username "nightshift_test_bot" (the bot's, as getMe answers)
+ */
+export async function startFakeTelegram(opts: { token?: string; username?: string } = {}): Promise<FakeTelegram> {
   const token = opts.token ?? DEFAULT_TOKEN;
   const botIdFromToken = Number(token.split(':')[0]);
   const botUser: UserFromGetMe = {
     id: Number.isSafeInteger(botIdFromToken) && botIdFromToken > 0 ? botIdFromToken : 1,
     is_bot: true,
     first_name: 'Nightshift Test',
-    username: BOT_USERNAME,
+    username: opts.username ?? BOT_USERNAME,
     can_join_groups: true,
     can_read_all_group_messages: false,
     supports_inline_queries: false,
