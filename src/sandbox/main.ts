@@ -116,9 +116,9 @@ export function prepareDataDir(dataDir: string, reset: boolean): void {
  * nothing else of the caller's environment reaches the bot but PATH and HOME.
  */
 export function sandboxBotEnv(opts: {
-  telegram: FakeTelegram;
-  github: FakeGitHub;
-  bare: BareRepo;
+  telegram: Pick<FakeTelegram, 'token' | 'apiRoot'>;
+  github: Pick<FakeGitHub, 'token' | 'baseUrl'>;
+  bare: Pick<BareRepo, 'serverUrl'>;
   dataDir: string;
   anthropic: { baseUrl: string; apiKey: string };
   env: NodeJS.ProcessEnv;
