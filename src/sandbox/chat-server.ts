@@ -104,6 +104,15 @@ export async function startChatServer(port: number, deps: () => ChatServerDeps):
   ]);
   let closing = false;
 
+  // Cheap on purpose: held polls re-check it on every call the stand-in records.
+  const version = (): string => {
+    const { telegram, user } = deps();
+    const sent = telegram.sent(user.id);
+    const edits = sent.reduce((n, m) => n + m.edits.length, 0);
+    const notices = telegram.callsOf('answerCallbackQuery').filter((c) => typeof c.params.text === 'string' && c.params.text !== '').length;
+    return `${userMessages.length + sent.length}.${edits}.${notices}.${telegram.commands.length}`;
+  };
+
   const state = (): ChatState => {
     const { telegram, user } = deps();
     const sent = telegram.sent(user.id);
@@ -115,9 +124,8 @@ export async function startChatServer(port: number, deps: () => ChatServerDeps):
       .callsOf('answerCallbackQuery')
       .filter((c) => typeof c.params.text === 'string' && c.params.text !== '')
       .map((c) => ({ id: c.seq, text: String(c.params.text) }));
-    const edits = sent.reduce((n, m) => n + m.edits.length, 0);
     return {
-      version: `${messages.length}.${edits}.${notices.length}.${telegram.commands.length}`,
+      version: version(),
       botName: telegram.botUser.username ?? 'nightshift',
       messages,
       notices,
@@ -135,9 +143,9 @@ export async function startChatServer(port: number, deps: () => ChatServerDeps):
     }
     if (req.method === 'GET' && path === '/api/chat') {
       const since = url.searchParams.get('since');
-      if (since !== null && since === state().version) {
+      if (since !== null && since === version()) {
         // Held until something changes; a timeout is simply "nothing new".
-        await telegram.waitFor(() => closing || state().version !== since, { timeoutMs: LONG_POLL_MS, what: 'a change in the chat' }).catch(() => undefined);
+        await telegram.waitFor(() => closing || version() !== since, { timeoutMs: LONG_POLL_MS, what: 'a change in the chat' }).catch(() => undefined);
       }
       sendJson(res, 200, state());
       return;

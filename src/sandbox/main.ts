@@ -245,8 +245,11 @@ async function main(): Promise<void> {
   let sandbox: Sandbox;
   try {
     const opts = parseSandboxArgs(process.argv.slice(2), process.cwd());
+    const continuing = !opts.reset && existsSync(join(opts.dataDir, 'nightshift'));
     sandbox = await startSandbox(opts);
     process.stdout.write(`nightshift sandbox is running. Open ${sandbox.url}/\n(${opts.realModel ? 'real model' : 'sandbox model'}; data in ${opts.dataDir}, bot log in ${sandbox.logFile}; Ctrl-C stops it)\n`);
+    // The stand-ins keep no state across runs, the bot's database does (see README, "The sandbox").
+    if (continuing) process.stdout.write('(continuing an earlier run: the chat and the pull requests start empty; add --reset to start over)\n');
   } catch (error) {
     process.stderr.write(`nightshift sandbox: ${error instanceof SandboxError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
