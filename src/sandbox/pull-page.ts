@@ -37,7 +37,8 @@ export function renderPullPage(pull: FakePullInRepo, diff: string): string {
       const kind = line.startsWith('+++') || line.startsWith('---') || line.startsWith('diff ') ? 'file' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : line.startsWith('@@') ? 'hunk' : '';
       return `<span class="${kind}">${escapeHtmlText(line)}</span>`;
     })
-    .join('\n');
+    // Each line is its own block; a newline between them would double the spacing.
+    .join('');
   const comments = pull.comments
     .map((c) => `<li><pre class="comment">${escapeHtmlText(c.body)}</pre></li>`)
     .join('');
@@ -55,7 +56,7 @@ export function renderPullPage(pull: FakePullInRepo, diff: string): string {
   .state { display: inline-block; padding: 0.15rem 0.7rem; border-radius: 1rem; color: #fff; font-weight: 600; }
   .state-Merged { background: #8250df; } .state-Open { background: #1f883d; } .state-Closed { background: #cf222e; }
   pre { white-space: pre-wrap; word-break: break-word; background: #f6f8fa; padding: 0.75rem; border-radius: 6px; overflow-x: auto; }
-  .diff span { display: block; } .add { background: #dafbe1; } .del { background: #ffebe9; } .hunk { color: #0969da; } .file { font-weight: 600; }
+  .diff span { display: block; min-height: 1.45em; } .add { background: #dafbe1; } .del { background: #ffebe9; } .hunk { color: #0969da; } .file { font-weight: 600; }
   ul { list-style: none; padding: 0; }
   .sandbox { background: #fff8c5; padding: 0.5rem 0.75rem; border-radius: 6px; }
 </style>
