@@ -11,6 +11,9 @@ const input = document.getElementById('text');
 const commandBar = document.getElementById('commands');
 const toast = document.getElementById('toast');
 let version = null;
+// Rendered messages by id, with what they were rendered from: only changed ones are replaced,
+// so a screen reader announces new and edited messages, not the whole conversation again.
+const rendered = new Map();
 let lastNotice = null;
 let toastTimer;
 
@@ -85,13 +88,29 @@ async function tap(button, messageId, data) {
     await post('/api/tap', { messageId, data });
   } catch (err) {
     showToast(err.message);
+  } finally {
+    // The bot answers a repeated tap itself ("Already decided"), as Telegram lets you tap twice.
     button.disabled = false;
   }
 }
 
 function render(state) {
   const nearBottom = list.parentElement.scrollHeight - list.parentElement.scrollTop - list.parentElement.clientHeight < 80;
-  list.replaceChildren(...state.messages.map(renderMessage));
+  let previous = null;
+  for (const m of state.messages) {
+    const key = JSON.stringify(m);
+    let entry = rendered.get(m.id);
+    if (!entry || entry.key !== key) {
+      const li = renderMessage(m);
+      if (entry) entry.li.replaceWith(li);
+      entry = { key, li };
+      rendered.set(m.id, entry);
+    }
+    // Keep the DOM in the server's order (new messages go after the previous one).
+    const expectedNext = previous ? previous.nextSibling : list.firstChild;
+    if (entry.li !== expectedNext) list.insertBefore(entry.li, expectedNext);
+    previous = entry.li;
+  }
   empty.hidden = state.messages.length > 0;
   commandBar.replaceChildren(...state.commands.map((c) => {
     const b = document.createElement('button');
