@@ -125,6 +125,15 @@ describe('sending and editing', () => {
     expect(msg.caption).toBe('screenshot');
     expect(fake.sent(alice.id)[0]).toMatchObject({ text: 'screenshot' });
     expect(fake.callsOf('sendPhoto')[0]!.params).toMatchObject({ chat_id: alice.id, caption: 'screenshot' });
+    // The uploaded bytes are kept for the sandbox page, byte for byte.
+    expect(fake.photo(alice.id, msg.message_id)?.bytes.toString()).toBe('png-bytes');
+    expect(fake.photo(alice.id, msg.message_id + 1)).toBeUndefined();
+  });
+
+  it('recognises an uploaded PNG so the sandbox page can show it', async () => {
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('rest')]);
+    const msg = await api.sendPhoto(alice.id, new InputFile(png, 'chart.png'));
+    expect(fake.photo(alice.id, msg.message_id)).toEqual({ bytes: png, contentType: 'image/png' });
   });
 });
 
