@@ -418,15 +418,17 @@ export async function main(): Promise<void> {
     log.fatal({ err: error }, 'could not start');
     process.exit(1);
   }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      setTimeout(() => {
-        log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful stop took too long; exiting');
-        process.exit(1);
-      }, SHUTDOWN_TIMEOUT_MS).unref();
-      void app.stop(signal).then(() => process.exit(0));
-    });
-  }
+  const shutdown = (reason: string) => {
+    setTimeout(() => {
+      log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful stop took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
+    void app.stop(reason).then(() => process.exit(0));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => shutdown(signal));
+  // Started by a supervisor over an IPC channel (the sandbox launcher): when it goes away, even
+  // by kill -9, so do we, instead of polling stand-ins that are gone. Only IPC children get this.
+  process.on('disconnect', () => shutdown('the process that started nightshift went away'));
   await app.done.catch(() => process.exit(1));
 }
 

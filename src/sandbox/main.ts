@@ -202,7 +202,9 @@ export async function startSandbox(opts: SandboxOptions, env: NodeJS.ProcessEnv 
       // The data directory, not the checkout: a developer's real `.env` must not be read.
       cwd: opts.dataDir,
       env: sandboxBotEnv({ telegram, github, bare, dataDir: opts.dataDir, anthropic: model, env }),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel carries no messages: it closes when this launcher dies, even by kill -9,
+      // and the bot then stops instead of outliving the stand-ins it talks to.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     bot.stdout!.pipe(log, { end: false });
     bot.stderr!.pipe(log, { end: false });
