@@ -11,7 +11,7 @@
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   BotCommand,
@@ -36,6 +36,8 @@ export interface TgUser {
 export interface RecordedCall {
   method: string;
   params: Record<string, unknown>;
+  /** Request headers, lower-case names (the token itself travels in the URL path, not here). */
+  headers: Record<string, string>;
   /** Date.now() when the request body had been read. */
   at: number;
   /** performance.now() at the same moment, for latencies measured in this process (benchmarks). */
@@ -552,8 +554,8 @@ export async function startFakeTelegram(opts: { token?: string; username?: strin
 
   // ---- HTTP ----------------------------------------------------------------------------
 
-  function record(method: string, params: Params): void {
-    calls.push({ method, params, at: Date.now(), hrAt: performance.now(), seq: ++seq });
+  function record(method: string, params: Params, headers: Record<string, string>): void {
+    calls.push({ method, params, headers, at: Date.now(), hrAt: performance.now(), seq: ++seq });
     announce();
   }
 
@@ -609,7 +611,7 @@ export async function startFakeTelegram(opts: { token?: string; username?: strin
       return;
     }
     // Recorded before anything can fail, so tests can count attempts (retries included).
-    record(method, params);
+    record(method, params, flattenHeaders(req.headers));
     if (reqToken !== token) {
       reply(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
       return;
@@ -751,6 +753,15 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+// Repeated headers joined with ', ', as the other fakes record them.
+function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
 }
 
 /** Params from the query string merged with a JSON, urlencoded or multipart body. */
