@@ -67,7 +67,7 @@ function realDatabase(dataDir: string): string {
 describe('configuration faults at start', () => {
   const REQUIRED = ['TELEGRAM_BOT_TOKEN', 'TELEGRAM_ALLOWED_USERS', 'ANTHROPIC_API_KEY', 'GITHUB_TOKEN', 'NIGHTSHIFT_REPOS'] as const;
 
-  // A bad value for every variable; null where every non-empty value is accepted (the reason
+  // A bad value for every variable; `{ none }` where every non-empty value is accepted (the reason
   // says why). A new variable fails the coverage test below until it has its entry here.
   const MALFORMED: Record<string, string | { none: string }> = {
     TELEGRAM_BOT_TOKEN: 'not-a-token',
