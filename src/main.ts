@@ -26,7 +26,7 @@ import { createSizer } from './pipeline/sizer.js';
 import { estimateItemCost, runSizingStage } from './pipeline/sizing.js';
 import { createDispatcher, type Dispatcher } from './scheduler/create-dispatcher.js';
 import { createTicker } from './scheduler/create-ticker.js';
-import { openStore } from './store/open-store.js';
+import { databaseError, DatabaseUnusable, openStore } from './store/open-store.js';
 import { BOT_COMMANDS, createBot } from './telegram/create-bot.js';
 import { createCardDesk, type CardDesk } from './telegram/card-desk.js';
 import { escapeHtml } from './telegram/format.js';
@@ -83,10 +83,19 @@ export interface StartOptions {
 export async function startNightshift(config: Config, log: Logger, options: StartOptions = {}): Promise<Nightshift> {
   const redact = createRedactor(config.secrets);
   const now = options.now ?? Date.now;
-  const store = openStore(join(config.dataDir, DATABASE_FILE), { now });
+  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const store = openStore(databasePath, { now });
   // One process per data directory: two would both build, merge and message.
   const lockOwner = `${hostPrefix()}${process.pid}:${randomBytes(4).toString('hex')}`;
-  const locked = store.lock.acquire(lockOwner, process.pid, LOCK_STALE_MS, (holder) => isGoneHere(holder.owner, holder.pid));
+  let locked: ReturnType<typeof store.lock.acquire>;
+  try {
+    // The first write: a file another process holds locked (or whose damage only shows on
+    // writing) fails here, and is reported like a failure to open it.
+    locked = store.lock.acquire(lockOwner, process.pid, LOCK_STALE_MS, (holder) => isGoneHere(holder.owner, holder.pid));
+  } catch (error) {
+    store.close();
+    throw databaseError(databasePath, error);
+  }
   if (!locked.acquired) {
     store.close();
     throw new AlreadyRunning(config.dataDir, locked.holder.pid);
@@ -414,6 +423,11 @@ export async function main(): Promise<void> {
     if (error instanceof AlreadyRunning) {
       log.fatal({ pid: error.pid }, error.message);
       process.exit(75); // EX_TEMPFAIL
+    }
+    if (error instanceof DatabaseUnusable) {
+      // The message says it all; the stack of a corrupt-file error would only bury it.
+      log.fatal({ path: error.path, code: error.code }, error.message);
+      process.exit(error.exitCode);
     }
     log.fatal({ err: error }, 'could not start');
     process.exit(1);

@@ -18,6 +18,63 @@ import { createSettings } from './settings.js';
 /** How long a write waits for another connection's lock before failing. @default 5000 */
 export const BUSY_TIMEOUT_MS = 5000;
 
+/** What is wrong with a database file nightshift cannot use, and the process exit code that says so. */
+export type DatabaseProblem = 'corrupt' | 'locked' | 'unopenable';
+
+/**
+ * The database at `path` cannot be used: corrupt, locked by another process past the busy
+ * timeout, or not openable at all. The message names the file and what to do; the file is
+ * never changed by the attempt (nightshift does not try to repair it).
+ */
+export class DatabaseUnusable extends Error {
+  override readonly name = 'DatabaseUnusable';
+  constructor(
+    readonly path: string,
+    readonly problem: DatabaseProblem,
+    /** The SQLite (or file system) error code, e.g. SQLITE_NOTADB. */
+    readonly code: string,
+    options?: ErrorOptions,
+  ) {
+    super(explain(path, problem, code), options);
+  }
+
+  /** sysexits: EX_DATAERR for a corrupt file, EX_TEMPFAIL for a lock, EX_CANTCREAT otherwise. */
+  get exitCode(): number {
+    return this.problem === 'corrupt' ? 65 : this.problem === 'locked' ? 75 : 73;
+  }
+}
+
+function explain(path: string, problem: DatabaseProblem, code: string): string {
+  switch (problem) {
+    case 'corrupt':
+      return `the database ${path} is not a readable SQLite database (${code}); it was left as it is. Restore it from a backup, or move it aside to start with an empty database (all queued items and history in it are then gone)`;
+    case 'locked':
+      return `the database ${path} is locked by another process (${code}, waited ${BUSY_TIMEOUT_MS} ms); stop the other nightshift or sqlite3 shell holding it and start again`;
+    case 'unopenable':
+      return `the database ${path} cannot be opened (${code}); check that DATA_DIR is a directory this user can write to`;
+  }
+}
+
+/**
+ * Turns an error from opening or first using the database into `DatabaseUnusable` when it
+ * means the file itself cannot be used; any other error is returned unchanged.
+ */
+export function databaseError(path: string, error: unknown): unknown {
+  if (error instanceof DatabaseUnusable) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  // Extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_CORRUPT_INDEX, …) share their primary's meaning.
+  const problem: DatabaseProblem | undefined =
+    code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')
+      ? 'corrupt'
+      : code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
+        ? 'locked'
+        : code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || ['EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EROFS'].includes(code)
+          ? 'unopenable'
+          : undefined;
+  return problem ? new DatabaseUnusable(path, problem, code, { cause: error }) : error;
+}
+
 /** Options for `openStore`. */
 export interface StoreOptions {
   /** Clock for timestamps. @default Date.now */
@@ -26,12 +83,19 @@ export interface StoreOptions {
 
 /**
  * Opens (creating if needed) the SQLite database at `path` in WAL mode with foreign keys and
- * a busy timeout, and brings its schema up to date.
+ * a busy timeout, and brings its schema up to date. A corrupt, locked or unopenable file
+ * throws `DatabaseUnusable`.
  */
 export function openStore(path: string, options: StoreOptions = {}) {
   const now = options.now ?? Date.now;
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  let db: Database.Database;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    // The constructor's own busy timeout covers the pragmas below, which run before ours is set.
+    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  } catch (error) {
+    throw databaseError(path, error);
+  }
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
@@ -45,7 +109,7 @@ export function openStore(path: string, options: StoreOptions = {}) {
     migrate(db);
   } catch (error) {
     db.close();
-    throw error;
+    throw databaseError(path, error);
   }
   return {
     items: createItemStore(db, now),

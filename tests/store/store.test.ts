@@ -1,9 +1,10 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { IllegalTransition } from '../../src/domain/item-state.js';
 import { INBOX_RETENTION_MS } from '../../src/store/inbox.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { openStore } from '../../src/store/open-store.js';
+import { DatabaseUnusable, openStore } from '../../src/store/open-store.js';
 import { makeNewItem, makeStore } from '../helpers/factories.js';
 
 describe('openStore', () => {
@@ -32,6 +33,23 @@ describe('openStore', () => {
     db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     db.close();
     expect(() => openStore(path)).toThrow(/newer than this nightshift/);
+  });
+
+  it('refuses a file that is not a database with DatabaseUnusable naming it, and leaves it as it is', () => {
+    const { store, path } = makeStore();
+    store.close();
+    const junk = Buffer.from('not a database, just text '.repeat(400));
+    writeFileSync(path, junk);
+    let error: unknown;
+    try {
+      openStore(path);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(DatabaseUnusable);
+    expect(error).toMatchObject({ path, problem: 'corrupt', code: 'SQLITE_NOTADB', exitCode: 65 });
+    expect((error as Error).message).toContain(path);
+    expect(readFileSync(path).equals(junk)).toBe(true);
   });
 });
 
