@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { ModelClient, ModelRequest, ModelResponse } from './model-client.js';
-import { PartialCallError, toTokenUsage } from './model-client.js';
+import { PartialCallError, toMessageParams, toTokenUsage } from './model-client.js';
 
 /** A stream that sends nothing for this long is treated as a dropped connection. @default 120000 */
 export const STREAM_IDLE_TIMEOUT_MS = 120_000;
@@ -27,17 +27,7 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
       // output unreported: estimate it from what streamed, erring high (3 characters a token).
       let streamedChars = 0;
       try {
-        const stream = client.messages.stream(
-          {
-            model: request.model,
-            max_tokens: request.maxTokens,
-            system: [...request.system],
-            tools: [...request.tools],
-            messages: [...request.messages],
-            ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
-          },
-          { signal: idle.signal },
-        );
+        const stream = client.messages.stream(toMessageParams(request), { signal: idle.signal });
         stream.on('streamEvent', (event) => {
           if (event.type === 'message_start') started = { model: event.message.model, usage: { ...event.message.usage } };
           else if (event.type === 'message_delta' && started) started.usage.output_tokens = event.usage.output_tokens;

@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
-import type { ModelRequest, ModelResponse } from './model-client.js';
+import type { ModelResponse } from './model-client.js';
 import { toTokenUsage } from './model-client.js';
 
 /** A batch ends within this long of its creation; requests not processed by then expire. @default 24 hours */
@@ -167,18 +167,6 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
  */
 export function isRefusedBatch(error: unknown): boolean {
   return error instanceof Anthropic.APIError && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
-}
-
-/** The batch request of a model request: the same parameters the streaming client sends, without streaming. */
-export function toBatchParams(request: Omit<ModelRequest, 'signal'>): BatchParams {
-  return {
-    model: request.model,
-    max_tokens: request.maxTokens,
-    system: [...request.system],
-    tools: [...request.tools],
-    messages: [...request.messages],
-    ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
-  };
 }
 
 /** Whether `poll` failed because the API does not know the batch (a wrong key, or archived): polling again will not help. */

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { costUsd, priceFor, type ModelPrice } from '../domain/pricing.js';
 import { wireCustomId, type Batch, type BatchIntent } from '../store/batches.js';
 import type { Store } from '../store/open-store.js';
-import { BATCH_CLOCK_SKEW_MS, isRefusedBatch, toBatchParams, type BatchClient, type BatchItemResult } from './batch-client.js';
+import { BATCH_CLOCK_SKEW_MS, isRefusedBatch, type BatchClient, type BatchItemResult } from './batch-client.js';
 import { classifyModelError } from './classify-model-error.js';
 import { admitCall, stopOutcome, type Admission, type CallBudget, type MeteredDeps, type MeteredOutcome } from './metered-call.js';
-import type { ModelRequest } from './model-client.js';
+import { toMessageParams, type ModelRequest } from './model-client.js';
 
 /** One call to send in a batch: its custom id (1–64 of `[a-zA-Z0-9_-]`, unique in the batch) and its request. */
 export interface BatchCall {
@@ -88,7 +88,7 @@ export async function submitMeteredBatch(deps: MeteredBatchDeps, budget: CallBud
   }
   let batchId: string;
   try {
-    batchId = await deps.batches.submit(admitted.map(({ call }) => ({ customId: wireCustomId(call.customId, nonce), params: toBatchParams(call.request) })));
+    batchId = await deps.batches.submit(admitted.map(({ call }) => ({ customId: wireCustomId(call.customId, nonce), params: toMessageParams(call.request) })));
   } catch (error) {
     if (!isRefusedBatch(error)) {
       return { kind: 'unclear', intent, message: `the batch may have been created (${errorText(error)}); looking for it before anything is sent again` };

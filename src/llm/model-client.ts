@@ -44,6 +44,22 @@ export interface ModelClient {
   complete(request: ModelRequest): Promise<ModelResponse>;
 }
 
+/**
+ * The Messages API parameters of a request, as both the streaming client and a batch send them:
+ * one function, so a batched request's prompt is byte-identical to an interactive one's and
+ * reads the same cache entries.
+ */
+export function toMessageParams(request: Omit<ModelRequest, 'signal'>): Anthropic.Messages.MessageCreateParamsNonStreaming {
+  return {
+    model: request.model,
+    max_tokens: request.maxTokens,
+    system: [...request.system],
+    tools: [...request.tools],
+    messages: [...request.messages],
+    ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
+  };
+}
+
 /** Converts the API's usage block into billed token counts. */
 export function toTokenUsage(usage: Anthropic.Messages.Usage): TokenUsage {
   const write = usage.cache_creation_input_tokens ?? 0;
