@@ -22,6 +22,8 @@ export interface SeedResult {
   readonly seed: number;
   readonly kills: readonly Kill[];
   readonly durationMs: number;
+  /** Calls to the fakes, Telegram's polls left out. */
+  readonly calls: number;
   readonly finalState: string;
   readonly prs: number;
   readonly mergeCalls: number;
@@ -34,6 +36,8 @@ export interface SeedResult {
   readonly ledgerCalls: number;
   /** Each broken invariant, in words; empty when all held. */
   readonly violations: string[];
+  /** The processes' warnings and errors (and the last lines of each), to explain a violation. */
+  readonly log: string[];
 }
 
 /** A small seeded PRNG (mulberry32), so a failing seed can be run again. */
@@ -55,8 +59,12 @@ export interface SeedOptions {
   readonly seed: number;
   /** Kills stop after this many; the item then runs to its end. */
   readonly maxKills: number;
-  /** Each kill lands uniformly within this many ms after a (re)start; 0 runs without kills. */
-  readonly windowMs: number;
+  /**
+   * Calls to the fakes (all but Telegram's polls) of a run without kills; 0 runs without kills.
+   * Each kill picks one of the calls still to come, uniformly, and lands 0–100 ms after it
+   * arrives, so kills fall in every stage in proportion to its calls, also around the merge.
+   */
+  readonly baselineCalls: number;
   /** The seed fails as stuck after this long. @default 120 s */
   readonly deadlineMs?: number;
   /** Paid model calls of a run without kills; the seed may pay at most one more per kill. */
@@ -117,10 +125,21 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   };
   const finished = () => itemState() === 'merged' && github.callsOf('DELETE /repos/{owner}/{repo}/git/refs/{ref}').some((c) => c.status < 300);
 
-  let proc: BotProcess = await harness.startBot({ ...KILL_ENV });
+  const procs: BotProcess[] = [];
+  const start = async () => {
+    const p = await harness.startBot({ ...KILL_ENV });
+    procs.push(p);
+    return p;
+  };
+  let proc = await start();
   telegram.pushMessage(ALICE, FULL_ITEM_REQUEST);
   let startedAt = Date.now();
-  let killAt = kills.length < opts.maxKills && opts.windowMs > 0 ? startedAt + random() * opts.windowMs : Infinity;
+  const callCount = () => anthropic.requests.length + github.calls.length + telegram.calls.filter((c) => c.method !== 'getUpdates').length;
+  // The next kill: after call number `killAfter`, plus a delay drawn when that call arrives.
+  const nextKill = () =>
+    kills.length < opts.maxKills && opts.baselineCalls > 0 ? callCount() + 1 + Math.floor(random() * Math.max(1, opts.baselineCalls - callCount())) : Infinity;
+  let killAfter = nextKill();
+  let killAt = Infinity;
   for (;;) {
     act();
     if (finished()) break;
@@ -128,19 +147,21 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
       violations.push(`stuck: the item is ${itemState()} after ${Math.round((Date.now() - started) / 1000)} s`);
       break;
     }
+    if (killAt === Infinity && callCount() >= killAfter) killAt = Date.now() + random() * 100;
     if (Date.now() >= killAt) {
       const afterMs = Date.now() - startedAt;
       const call = lastCall();
       await proc.kill9();
       kills.push({ afterMs, state: itemState(), lastCall: call });
       generation += 1;
-      proc = await harness.startBot({ ...KILL_ENV });
+      proc = await start();
       startedAt = Date.now();
-      killAt = kills.length < opts.maxKills ? startedAt + random() * opts.windowMs : Infinity;
+      killAfter = nextKill();
+      killAt = Infinity;
       continue;
     }
-    // A poll of what the user and the clock can see; every check above is an event to wait for.
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // A poll of what the user and the fakes can see; every check above is an event to wait for.
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const exit = await proc.stop();
   if (exit !== 0) violations.push(`the last process exited with ${exit} on SIGTERM`);
@@ -169,7 +190,8 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
     violations.push(`${paid.length} paid model calls, more than ${opts.baselinePaidTurns} + ${kills.length} kills`);
   }
   if (ledgerCalls > paid.length) violations.push(`the ledger has ${ledgerCalls} calls for ${paid.length} paid`);
-  return { seed: opts.seed, kills, durationMs: Date.now() - started, finalState, prs, mergeCalls, cardsPerHead, paidTurns: paid.length, paidBySite, ledgerCalls, violations };
+  const log = procs.flatMap((p, i) => [`-- process ${i + 1}`, ...p.lines.filter((l) => /"level":(40|50|60)/.test(l)), ...p.lines.slice(-5)]);
+  return { seed: opts.seed, calls: callCount(), kills, durationMs: Date.now() - started, finalState, prs, mergeCalls, cardsPerHead, paidTurns: paid.length, paidBySite, ledgerCalls, violations, log };
 }
 
 /** Runs `run` for each seed, `parallel` at a time, and returns the results in seed order. */

@@ -46,7 +46,15 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
       );
       procs.push(proc);
       const polls = telegram.callsOf('getUpdates').length;
-      await telegram.waitFor(() => telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll' });
+      let exited: number | string | undefined;
+      void proc.exited.then((code) => (exited = code));
+      // A process that dies on the way says why; a slow start on a busy machine is waited for.
+      await telegram
+        .waitFor(() => exited !== undefined || telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll', timeoutMs: 30_000 })
+        .catch((error: Error) => {
+          throw new Error(`${error.message}\nbot output:\n${proc.lines.slice(-20).join('\n')}`);
+        });
+      if (exited !== undefined) throw new Error(`the bot exited with ${exited} before it polled:\n${proc.lines.slice(-20).join('\n')}`);
       return proc;
     },
     waitForMessage(pattern, what = String(pattern)) {
