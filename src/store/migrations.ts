@@ -345,6 +345,12 @@ export const MIGRATIONS: readonly string[] = [
   -- The nonce the batch's custom ids were sent with (null for batches submitted before it).
   ALTER TABLE batches ADD COLUMN nonce TEXT;
   `,
+  `
+  -- When the send of a new message was last started (store/outbox.ts): set before the call to
+  -- Telegram, cleared by its outcome. Still set at the next start means the process died with
+  -- the call in flight, so Telegram may or may not have the message.
+  ALTER TABLE outbox ADD COLUMN sending_at INTEGER;
+  `,
 ];
 
 /** Brings the schema up to date, each migration in its own transaction. */

@@ -13,6 +13,11 @@ export interface OutboxMessage {
   readonly createdAt: number;
   /** Set when this row edits an earlier message (that row's id) instead of sending a new one. */
   readonly editOf: number | null;
+  /**
+   * Set when a send of this message was started and its outcome never recorded: the process
+   * died with the call in flight, so Telegram may already have shown it.
+   */
+  readonly sendingAt: number | null;
 }
 
 /** What to enqueue. */
@@ -34,6 +39,7 @@ const outboxRow = z.object({
   attempts: z.number().int(),
   created_at: z.number(),
   edit_of: z.number().nullable(),
+  sending_at: z.number().nullable(),
 });
 
 function toMessage(row: unknown): OutboxMessage {
@@ -47,13 +53,15 @@ function toMessage(row: unknown): OutboxMessage {
     attempts: r.attempts,
     createdAt: r.created_at,
     editOf: r.edit_of,
+    sendingAt: r.sending_at,
   };
 }
 
 /**
  * Outgoing Telegram messages. A message is written here before it is sent (in the same
  * transaction as whatever caused it), then marked sent with Telegram's message id, so a crash
- * between the two re-sends it instead of losing it.
+ * between the two re-sends it instead of losing it. The start of each send is recorded too
+ * (`markSending`), so a re-send after such a crash knows it may be a second copy.
  */
 export function createOutbox(db: Database, now: () => number) {
   const insert = db.prepare(
@@ -69,17 +77,18 @@ export function createOutbox(db: Database, now: () => number) {
   const due = db.prepare(`${headsOfLine} AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
   const nextDue = db.prepare(`SELECT min(next_attempt_at) AS at FROM (${headsOfLine})`);
   const sent = db.prepare(
-    `UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL
+    `UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL, sending_at = NULL
      WHERE id = ? AND status = 'pending'`,
   );
   const retry = db.prepare(
-    `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'pending'`,
+    `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, sending_at = NULL WHERE id = ? AND status = 'pending'`,
   );
   const failed = db.prepare(
-    `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'pending'`,
+    `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, sending_at = NULL WHERE id = ? AND status = 'pending'`,
   );
   const byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
   const updatePending = db.prepare(`UPDATE outbox SET text = ? WHERE id = ? AND status = 'pending'`);
+  const sending = db.prepare(`UPDATE outbox SET sending_at = ? WHERE id = ? AND status = 'pending'`);
   const byTelegramId = db.prepare(
     'SELECT id, item_id FROM outbox WHERE chat_id = ? AND telegram_message_id = ? AND edit_of IS NULL ORDER BY id DESC LIMIT 1',
   );
@@ -109,6 +118,10 @@ export function createOutbox(db: Database, now: () => number) {
     /** When `due` will next return something (ms epoch), or undefined if nothing is pending. */
     nextDueAt(): number | undefined {
       return (nextDue.get() as { at: number | null }).at ?? undefined;
+    },
+    /** Records that a send of the message starts now (see `OutboxMessage.sendingAt`). */
+    markSending(id: number): void {
+      sending.run(now(), id);
     },
     markSent(id: number, telegramMessageId: number): void {
       sent.run(telegramMessageId, now(), id);

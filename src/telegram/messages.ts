@@ -167,3 +167,10 @@ export function editIgnoredText(): string {
 export function notTextText(): string {
   return 'I only understand text messages. Send what you want done as text, or /help.';
 }
+
+/**
+ * The line under a message with buttons that is sent again because the process died while
+ * sending it: Telegram has no idempotency key, so the first copy may have arrived. Both copies'
+ * buttons work, and a decision is taken once.
+ */
+export const RESENT_AFTER_RESTART_NOTE = '<i>↻ Sent again after a restart; if the same message is above, either copy works.</i>';

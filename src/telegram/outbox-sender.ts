@@ -2,6 +2,8 @@ import { GrammyError, HttpError, type Api } from 'grammy';
 import type { Logger } from 'pino';
 import type { OutboxMessage } from '../store/outbox.js';
 import type { Store } from '../store/open-store.js';
+import { TELEGRAM_TEXT_LIMIT } from './format.js';
+import { RESENT_AFTER_RESTART_NOTE } from './messages.js';
 
 /** First wait after a failed send; doubles per attempt. @default 1000 */
 export const OUTBOX_RETRY_BASE_MS = 1000;
@@ -41,9 +43,18 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
     const mlog = log.child({ outboxId: message.id, chatId: message.chatId, itemId: message.itemId ?? undefined });
     const markup = message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never };
     if (message.editOf !== null) return edit(api, message, markup, mlog);
+    // A send the last process started and never saw the end of may have arrived. Sending it
+    // again keeps it from being lost; a message with buttons says it may be a second copy.
+    let text = message.text;
+    if (message.sendingAt !== null) {
+      mlog.warn('the process died while sending this message; sending it again (Telegram may show it twice)');
+      const noted = `${text}\n\n${RESENT_AFTER_RESTART_NOTE}`;
+      if (message.replyMarkup !== undefined && noted.length <= TELEGRAM_TEXT_LIMIT) text = noted;
+    }
+    store.outbox.markSending(message.id);
     let sentId: number;
     try {
-      sentId = (await api.sendMessage(message.chatId, message.text, { parse_mode: 'HTML', link_preview_options: { is_disabled: true }, ...markup }, signal))
+      sentId = (await api.sendMessage(message.chatId, text, { parse_mode: 'HTML', link_preview_options: { is_disabled: true }, ...markup }, signal))
         .message_id;
     } catch (error) {
       if (abort.signal.aborted) return;
@@ -51,7 +62,7 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
       // Our own HTML was malformed. The user still gets the message, as plain text.
       mlog.error({ err: error }, 'Telegram rejected our HTML; sending the message as plain text');
       try {
-        sentId = (await api.sendMessage(message.chatId, htmlToPlain(message.text), { link_preview_options: { is_disabled: true }, ...markup }, signal))
+        sentId = (await api.sendMessage(message.chatId, htmlToPlain(text), { link_preview_options: { is_disabled: true }, ...markup }, signal))
           .message_id;
       } catch (plainError) {
         if (abort.signal.aborted) return;

@@ -1,3 +1,4 @@
+import { RESENT_AFTER_RESTART_NOTE } from '../../src/telegram/messages.js';
 import { ALICE, type BotProcess } from '../helpers/bot-process.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
 import { buttonsOf, callSiteOf, cardHead, CREATE_PR, FULL_ITEM_FILES, FULL_ITEM_REQUEST, isCard, MERGE, scriptFullItem } from './full-item.js';
@@ -27,8 +28,10 @@ export interface SeedResult {
   readonly finalState: string;
   readonly prs: number;
   readonly mergeCalls: number;
-  /** Review cards delivered, per short head SHA. */
+  /** Review cards delivered, per short head SHA (not counting `resentCards`). */
   readonly cardsPerHead: Readonly<Record<string, number>>;
+  /** Cards sent again, marked so, because a kill came while Telegram had the send in hand. */
+  readonly resentCards: number;
   /** Model calls answered in full (what Anthropic bills), by call site. */
   readonly paidTurns: number;
   readonly paidBySite: Readonly<Record<string, number>>;
@@ -93,13 +96,15 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
 
   // The user: asks once, presses /run when the item waits in the queue after a start, and taps
   // Approve on every card it sees (again after a restart if the card still asks).
-  const cards = new Map<number, { head: string; approve: string }>();
+  const cards = new Map<number, { head: string; approve: string; resent: boolean }>();
   const tapped = new Map<number, number>();
   let runSentFor = -1;
   let generation = 0;
   const act = () => {
     for (const m of telegram.sent(ALICE.id)) {
-      if (!cards.has(m.message_id) && isCard(m)) cards.set(m.message_id, { head: cardHead(m), approve: buttonsOf(m).find((b) => /Approve/.test(b.text))!.callback_data });
+      if (!cards.has(m.message_id) && isCard(m)) {
+        cards.set(m.message_id, { head: cardHead(m), approve: buttonsOf(m).find((b) => /Approve/.test(b.text))!.callback_data, resent: m.text.includes(RESENT_AFTER_RESTART_NOTE) });
+      }
     }
     const state = itemState();
     if (state === 'queued' && runSentFor !== generation) {
@@ -170,7 +175,9 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   const prs = github.pulls.length;
   const mergeCalls = github.callsOf(MERGE).length;
   const cardsPerHead: Record<string, number> = {};
-  for (const { head } of cards.values()) cardsPerHead[head] = (cardsPerHead[head] ?? 0) + 1;
+  // A card sent again because a kill left its send unclear says so; it is counted apart.
+  for (const { head, resent } of cards.values()) if (!resent) cardsPerHead[head] = (cardsPerHead[head] ?? 0) + 1;
+  const resentCards = [...cards.values()].filter((c) => c.resent).length;
   const paid = anthropic.requests.filter((r) => r.outcome === 'ok');
   const paidBySite: Record<string, number> = {};
   for (const r of paid) paidBySite[callSiteOf(r)] = (paidBySite[callSiteOf(r)] ?? 0) + 1;
@@ -185,13 +192,14 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   if (mergeCalls > 1) violations.push(`${mergeCalls} merge calls`);
   for (const [head, n] of Object.entries(cardsPerHead)) if (n !== 1) violations.push(`${n} cards for head ${head}`);
   if (Object.keys(cardsPerHead).length === 0) violations.push('no review card');
+  if (resentCards > kills.length) violations.push(`${resentCards} cards sent again after restarts, more than the ${kills.length} kills`);
   for (const s of stuck) violations.push(`item #${s.id} left ${s.state}`);
   if (opts.baselinePaidTurns !== undefined && paid.length > opts.baselinePaidTurns + kills.length) {
     violations.push(`${paid.length} paid model calls, more than ${opts.baselinePaidTurns} + ${kills.length} kills`);
   }
   if (ledgerCalls > paid.length) violations.push(`the ledger has ${ledgerCalls} calls for ${paid.length} paid`);
   const log = procs.flatMap((p, i) => [`-- process ${i + 1}`, ...p.lines.filter((l) => /"level":(40|50|60)/.test(l)), ...p.lines.slice(-5)]);
-  return { seed: opts.seed, calls: callCount(), kills, durationMs: Date.now() - started, finalState, prs, mergeCalls, cardsPerHead, paidTurns: paid.length, paidBySite, ledgerCalls, violations, log };
+  return { seed: opts.seed, calls: callCount(), kills, durationMs: Date.now() - started, finalState, prs, mergeCalls, cardsPerHead, resentCards, paidTurns: paid.length, paidBySite, ledgerCalls, violations, log };
 }
 
 /** Runs `run` for each seed, `parallel` at a time, and returns the results in seed order. */
@@ -221,7 +229,7 @@ export function killSummary(results: readonly SeedResult[]): string {
     `kill harness: ${results.length} seeds, ${kills.length} kills survived, ${broken.length} seeds with violations`,
     `  kills by item state: ${[...byState].map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
     `  kills by last call:  ${[...byCall].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
-    `  PRs per seed: ${[...new Set(results.map((r) => r.prs))].join('/')}; merge calls per seed ≤ ${Math.max(0, ...results.map((r) => r.mergeCalls))}; cards per head ≤ ${Math.max(0, ...results.flatMap((r) => Object.values(r.cardsPerHead)))}`,
+    `  PRs per seed: ${[...new Set(results.map((r) => r.prs))].join('/')}; merge calls per seed ≤ ${Math.max(0, ...results.map((r) => r.mergeCalls))}; cards per head ≤ ${Math.max(0, ...results.flatMap((r) => Object.values(r.cardsPerHead)))} (+${results.reduce((n, r) => n + r.resentCards, 0)} marked as sent again after a kill during their send)`,
     `  paid model calls: ${extraPaid} in all, ${(extraPaid / Math.max(1, results.length)).toFixed(1)} per seed`,
     ...broken.flatMap((r) => [`  seed ${r.seed}: ${r.violations.join('; ')} (kills: ${r.kills.map((k) => `${k.afterMs} ms in ${k.state} after ${k.lastCall}`).join(', ')})`]),
   ].join('\n');

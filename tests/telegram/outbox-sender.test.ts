@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { Api } from 'grammy';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RESENT_AFTER_RESTART_NOTE } from '../../src/telegram/messages.js';
 import { createOutboxSender, htmlToPlain, type OutboxSender } from '../../src/telegram/outbox-sender.js';
 import { startFakeTelegram, type FakeTelegram } from '../fakes/telegram-server.js';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ let store: Store;
 let sender: OutboxSender;
 let logLines: string[];
 
-function start(): void {
+function start(path = join(tempDir('ns-outbox-'), 'nightshift.db')): void {
   logLines = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -22,7 +23,7 @@ function start(): void {
     },
   });
   // The real clock: retries here wait their real (short) backoff, found by waiting on calls.
-  store = openStore(join(tempDir('ns-outbox-'), 'nightshift.db'));
+  store = openStore(path);
   sender = createOutboxSender({ store, log: pino({ level: 'debug' }, sink), now: Date.now });
   sender.start(new Api(fake.token, { apiRoot: fake.apiRoot }));
 }
@@ -68,6 +69,29 @@ describe('outbox sender', () => {
     await fake.waitFor(() => fake.sent(1).length === 2, { what: 'both messages after the retry' });
     expect(fake.sent(1).map((m) => m.text)).toEqual(['first', 'second']);
     expect(store.outbox.get(first!)).toMatchObject({ status: 'sent', attempts: 2 });
+  });
+
+  it('sends again a message whose send a crash left unclear, noting it under a message with buttons', async () => {
+    // The last process started these sends and died before their outcomes were recorded.
+    const path = join(tempDir('ns-outbox-'), 'nightshift.db');
+    const before = openStore(path);
+    const markup = { inline_keyboard: [[{ text: '✅ Approve', callback_data: 't1' }]] };
+    const [card, notice] = before.outbox.enqueue({ chatId: 1, text: '<b>card</b>', replyMarkup: markup }, { chatId: 1, text: 'notice' });
+    before.outbox.markSending(card!);
+    before.outbox.markSending(notice!);
+    before.close();
+    start(path);
+    sender.kick();
+    await fake.waitFor(() => fake.sent(1).length === 2, { what: 'both again' });
+    // A send that fails clearly in this process is retried without the note.
+    fake.failNext('sendMessage', { kind: 'server-error', status: 502 });
+    const [later] = store.outbox.enqueue({ chatId: 1, text: 'later card', replyMarkup: markup });
+    sender.kick();
+    await fake.waitFor(() => fake.sent(1).length === 3, { what: 'the later card after its retry' });
+    expect(fake.sent(1).map((m) => m.text)).toEqual([`<b>card</b>\n\n${RESENT_AFTER_RESTART_NOTE}`, 'notice', 'later card']);
+    await fake.waitFor(() => store.outbox.get(later!)?.status === 'sent', { what: 'the last row marked sent' });
+    for (const id of [card!, notice!, later!]) expect(store.outbox.get(id)).toMatchObject({ status: 'sent', sendingAt: null });
+    expect(logLines.filter((l) => l.includes('died while sending'))).toHaveLength(2);
   });
 
   it('sends malformed HTML as plain text instead of losing the message', async () => {
