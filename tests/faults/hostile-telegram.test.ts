@@ -1,0 +1,135 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Chat, Update } from 'grammy/types';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SentMessage } from '../fakes/telegram-server.js';
+import { ALICE, MALLORY, type BotProcess } from '../helpers/bot-process.js';
+import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
+
+// Hostile Telegram input against the real process (`node dist/main.js` on the fakes): strangers
+// and group chats, malformed and oversized updates, metacharacters, redelivery across a restart,
+// and a user who blocked the bot. After each, the invariants are checked from the outside: what
+// the fakes recorded, the process's log, and the rows of every table of its database.
+// The fake Bot API validates HTML entities and the 4096-character limit the way Telegram does,
+// so a reply that would fail for real fails here too.
+
+const FEATURES_DIR = resolve(import.meta.dirname, '../../src/telegram/features');
+const IGNORED = /ignored an update from a user or chat that is not allowed/;
+const BOB = { id: 1002, username: 'bob', first_name: 'Bob' } as const;
+
+let harness: PipelineHarness;
+
+beforeEach(async () => {
+  harness = await startPipelineHarness({ 'README.md': '# app\n' });
+});
+
+afterEach(async () => harness.close());
+
+/** Every command some feature handles, read from the source, so a new command is attacked without editing this test. */
+function handledCommands(): string[] {
+  const names = new Set<string>();
+  for (const file of readdirSync(FEATURES_DIR).filter((f) => f.endsWith('.ts'))) {
+    const source = readFileSync(join(FEATURES_DIR, file), 'utf8');
+    for (const [, list] of source.matchAll(/\.command\(\s*(\[[^\]]*\]|'[^']*')/g)) {
+      for (const [, name] of list!.matchAll(/'([^']+)'/g)) names.add(name!);
+    }
+  }
+  return [...names].sort();
+}
+
+/** Rows per table of the bot's database. */
+function rowCounts(): Record<string, number> {
+  return harness.query((db) => {
+    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[];
+    return Object.fromEntries(tables.map((t) => [t, db.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number]));
+  }, {});
+}
+
+const privateChat = (user: { id: number; first_name: string }): Chat => ({ id: user.id, type: 'private', first_name: user.first_name });
+const asUser = (user: { id: number; username: string; first_name: string }) => ({ id: user.id, is_bot: false, first_name: user.first_name, username: user.username });
+const nowSec = () => Math.floor(Date.now() / 1000);
+
+/** Every message sent was accepted by the (strict) fake: as many sendMessage calls as messages stored, and each is within Telegram's limit. */
+function expectEverySendAccepted(): void {
+  const { telegram } = harness;
+  const sends = ['sendMessage', 'sendPhoto', 'sendDocument'].flatMap((m) => telegram.callsOf(m));
+  expect(sends).toHaveLength(telegram.sent().length);
+  for (const m of telegram.sent()) expect([...m.text].length).toBeLessThanOrEqual(4096);
+}
+
+/** Sends `text` as Alice and waits for the first reply to her after it. */
+async function say(text: string, reply: RegExp): Promise<SentMessage> {
+  const { telegram } = harness;
+  const before = telegram.sent(ALICE.id).length;
+  telegram.pushMessage(ALICE, text);
+  return telegram.waitFor(() => telegram.sent(ALICE.id).slice(before).find((m) => reply.test(m.text)), { what: `a reply to ${JSON.stringify(text.slice(0, 40))} matching ${reply}` });
+}
+
+describe('I-AUTH: strangers and group chats get silence', () => {
+  it('ignores every command, text, photo, document, edit and button from a stranger, and from Alice in a group', { timeout: 60_000 }, async () => {
+    const { telegram, anthropic, github } = harness;
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await telegram.waitFor(() => telegram.commands.length > 0, { what: 'setMyCommands' });
+    const registered = telegram.commands.map((c) => c.command);
+    const handled = handledCommands();
+    // The menu and the handlers agree (/start is Telegram's own entry point, handled but not listed).
+    expect(handled.filter((c) => c !== 'start')).toEqual([...registered].sort());
+    const commands = [...new Set([...registered, ...handled])];
+    expect(commands.length).toBeGreaterThanOrEqual(12);
+
+    // Alice has a page button and an item, so the stranger's taps and /cancel have real targets.
+    for (let i = 1; i <= 9; i += 1) await say(`task ${i}`, new RegExp(`Queued #${i}\\b`));
+    const list = await say('/backlog', /Backlog/);
+    const pageButton = (list.reply_markup as { inline_keyboard: Array<Array<{ callback_data: string }>> }).inline_keyboard.flat()[0]!.callback_data;
+    const before = rowCounts();
+    expect(before.items).toBe(9);
+    const sentBefore = telegram.sent().length;
+    const answersBefore = telegram.callsOf('answerCallbackQuery').length;
+    const githubBefore = github.calls.length;
+    const anthropicBefore = anthropic.requests.length;
+
+    const hostile: Update[] = [];
+    const sources: Array<{ who: typeof ALICE | typeof MALLORY; chatType: 'private' | 'group' | 'supergroup' }> = [
+      { who: MALLORY, chatType: 'private' },
+      { who: MALLORY, chatType: 'group' },
+      { who: ALICE, chatType: 'group' },
+      { who: ALICE, chatType: 'supergroup' },
+    ];
+    for (const { who, chatType } of sources) {
+      for (const command of commands) hostile.push(telegram.pushMessage(who, `/${command} 1`, { chatType }));
+      hostile.push(telegram.pushMessage(who, `/queue app: ${who.username} wants this`, { chatType }));
+      hostile.push(telegram.pushMessage(who, 'plain text work from outside', { chatType }));
+      hostile.push(telegram.pushMessage(who, '/run', { chatType }));
+      hostile.push(telegram.pushMessage(who, 'look at this', { chatType, photo: true }));
+      const chat = chatType === 'private' ? privateChat(who) : hostile.at(-1)!.message!.chat;
+      hostile.push(telegram.pushUpdate({ message: { message_id: 9_000 + hostile.length, date: nowSec(), chat, from: asUser(who), document: { file_id: 'doc-1', file_unique_id: 'd1', file_name: 'plan.pdf' }, caption: '/queue from a file' } }));
+      hostile.push(telegram.pushUpdate({ edited_message: { message_id: 9_000 + hostile.length, date: nowSec() - 5, edit_date: nowSec(), chat, from: asUser(who), text: '/cancel 1' } }));
+      // Alice's real page button, tapped from elsewhere; then a made-up card token.
+      if (chatType === 'private') {
+        hostile.push(telegram.pushCallback(who, { message_id: list.message_id, chat_id: ALICE.id }, pageButton));
+        hostile.push(telegram.pushCallback(who, { message_id: list.message_id, chat_id: ALICE.id }, 'AAAAAAAAAAAAAAAA'));
+      }
+    }
+    // A channel post has no `from` at all.
+    hostile.push(telegram.pushMessage(MALLORY, '/queue from a channel', { chatType: 'channel' }));
+
+    // Each ignored update is logged once, with its update_id and without its text.
+    await proc.waitForLine(IGNORED, { count: hostile.length, timeoutMs: 30_000 });
+    const ignoredIds = proc.lines.filter((l) => IGNORED.test(l)).map((l) => (JSON.parse(l) as { update_id: number }).update_id);
+    expect(ignoredIds.sort()).toEqual(hostile.map((u) => u.update_id).sort());
+    // Alice, in private, is still answered: the stranger's updates were all handled before hers.
+    await say('/status', /Status/);
+    // No row anywhere but Alice's /status (its inbox entry and its reply).
+    expect(rowCounts()).toEqual({ ...before, inbox: before.inbox! + 1, outbox: before.outbox! + 1 });
+    expect(await proc.stop()).toBe(0);
+
+    expect(telegram.sent().slice(sentBefore).map((m) => m.chat_id)).toEqual([ALICE.id]);
+    expect(telegram.callsOf('answerCallbackQuery')).toHaveLength(answersBefore);
+    expect(telegram.callsOf('editMessageText')).toHaveLength(0);
+    expect(github.calls.length).toBe(githubBefore);
+    expect(anthropic.requests.length).toBe(anthropicBefore);
+    expect(proc.output()).not.toContain('wants this');
+    expect(proc.output()).not.toContain('plain text work from outside');
+    expectEverySendAccepted();
+  });
+});
