@@ -45,7 +45,9 @@ function rowCounts(): Record<string, number> {
   }, {});
 }
 
-const privateChat = (user: { id: number; first_name: string }): Chat => ({ id: user.id, type: 'private', first_name: user.first_name });
+/** The chats a user's message can come from (a channel post has no user). */
+type UserChat = Exclude<Chat, Chat.ChannelChat>;
+const privateChat = (user: { id: number; first_name: string }): UserChat => ({ id: user.id, type: 'private', first_name: user.first_name });
 const asUser = (user: { id: number; username: string; first_name: string }) => ({ id: user.id, is_bot: false, first_name: user.first_name, username: user.username });
 const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -101,7 +103,7 @@ describe('I-AUTH: strangers and group chats get silence', () => {
       hostile.push(telegram.pushMessage(who, 'plain text work from outside', { chatType }));
       hostile.push(telegram.pushMessage(who, '/run', { chatType }));
       hostile.push(telegram.pushMessage(who, 'look at this', { chatType, photo: true }));
-      const chat = chatType === 'private' ? privateChat(who) : hostile.at(-1)!.message!.chat;
+      const chat = chatType === 'private' ? privateChat(who) : (hostile.at(-1)!.message!.chat as UserChat);
       hostile.push(telegram.pushUpdate({ message: { message_id: 9_000 + hostile.length, date: nowSec(), chat, from: asUser(who), document: { file_id: 'doc-1', file_unique_id: 'd1', file_name: 'plan.pdf' }, caption: '/queue from a file' } }));
       hostile.push(telegram.pushUpdate({ edited_message: { message_id: 9_000 + hostile.length, date: nowSec() - 5, edit_date: nowSec(), chat, from: asUser(who), text: '/cancel 1' } }));
       // Alice's real page button, tapped from elsewhere; then a made-up card token.
