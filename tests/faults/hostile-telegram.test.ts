@@ -135,3 +135,109 @@ describe('I-AUTH: strangers and group chats get silence', () => {
     expectEverySendAccepted();
   });
 });
+
+/** The request and title each item was stored with, by id. */
+const storedItems = () =>
+  harness.query((db) => db.prepare('SELECT id, title, request FROM items ORDER BY id').all() as Array<{ id: number; title: string; request: string }>, []);
+
+describe('malformed, oversized and metacharacter-laden updates', () => {
+  it('keeps the bot up, queues the text intact, and sends only valid HTML under 4096 characters', { timeout: 60_000 }, async () => {
+    const { telegram, anthropic, github } = harness;
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    const long = `Refactor the <parser> & the _lexer_ ${'so *every* [token] </code> counts; '.repeat(300)}`.slice(0, 10_000);
+    const requests = [
+      long,
+      'Fix <b>bold</b> & <i>italic</b> in </code> the <script>alert("x")</script> &amp; &lt; &#0; header',
+      '_*[]()~`>#+-=|{}.! markdown *soup_ with [a](tg://user?id=1) link',
+      'Add zero\u200bwidth\u200c\u200d\u2060 and \u202eRTL override\u202c, \u2067isolate\u2069, \ufeffBOM, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 👩‍👩‍👧‍👦',
+      `/queue app: ${long}`,
+    ];
+    for (const text of requests) telegram.pushMessage(ALICE, text);
+    // Commands whose argument is echoed or parsed: oversized, tags, entities.
+    telegram.pushMessage(ALICE, `/${'x'.repeat(5_000)}`);
+    telegram.pushMessage(ALICE, '/cancel <b>1</b> &');
+    telegram.pushMessage(ALICE, `me/nosuchrepo: <b>&amp; ${'y'.repeat(4_000)}`);
+    // Updates with fields missing, and update types the bot never asked for.
+    const chat = privateChat(ALICE);
+    const from = asUser(ALICE);
+    const bare = [
+      telegram.pushUpdate({ message: { message_id: 9_001, date: nowSec(), chat, from } as never }),
+      telegram.pushUpdate({ message: { message_id: 9_002, date: nowSec(), chat, text: 'no sender' } as never }),
+      telegram.pushUpdate({ message: { message_id: 9_003, date: nowSec(), from, text: 'no chat' } as never }),
+      telegram.pushUpdate({ callback_query: { id: 'cbq-no-message', from, chat_instance: 'ci', data: 'AAAAAAAAAAAAAAAA' } }),
+      telegram.pushUpdate({ callback_query: { id: 'cbq-no-data', from, chat_instance: 'ci', game_short_name: 'g' } }),
+      telegram.pushUpdate({ message_reaction: { chat, message_id: 1, user: from, date: nowSec(), old_reaction: [], new_reaction: [{ type: 'emoji', emoji: '👍' }] } }),
+      telegram.pushUpdate({ frobnication: { from, text: 'a type from the future' } } as never),
+      telegram.pushUpdate({} as never),
+    ];
+    await say('/status', /Status/);
+
+    // The text is stored exactly as sent; the title is one short line of it.
+    const items = storedItems();
+    expect(items.map((i) => i.request)).toEqual([...requests.slice(0, 4), long]);
+    for (const item of items) expect([...item.title].length).toBeLessThanOrEqual(80);
+    expect(items[1]!.title).toMatch(/^Fix <b>bold<\/b> & <i>italic<\/b> in <\/code> the <script>/);
+    expect(items[2]!.title).toBe(requests[2]);
+    // Every reply was accepted by the strict fake, and each queued item was confirmed.
+    expectEverySendAccepted();
+    const texts = telegram.sent(ALICE.id).map((m) => m.text);
+    for (const item of items) expect(texts.filter((t) => t.startsWith(`Queued #${item.id} `))).toHaveLength(1);
+    expect(texts).toContainEqual(expect.stringMatching(/^I don't know \/x+…/));
+    expect(texts).toContainEqual(expect.stringMatching(/Usage: \/cancel/));
+    expect(texts).toContainEqual(expect.stringMatching(/don't know the repo/));
+    // The malformed ones: the content-less message is told text is needed; what has no sender
+    // or no chat (so cannot be shown to be Alice's private chat) is ignored like a stranger's.
+    expect(texts).toContainEqual(expect.stringMatching(/text/i));
+    const ignored = proc.lines.filter((l) => IGNORED.test(l)).map((l) => (JSON.parse(l) as { update_id: number }).update_id);
+    // (Alice's own reaction in her private chat passes the filter; no feature handles it.)
+    for (const u of [...bare.slice(1, 5), ...bare.slice(6)]) expect(ignored).toContain(u.update_id);
+    expect(telegram.callsOf('answerCallbackQuery')).toEqual([]);
+    expect(proc.lines.filter((l) => /handling the update failed/.test(l))).toEqual([]);
+    expect(github.calls).toHaveLength(0);
+    expect(anthropic.requests).toHaveLength(0);
+    expect(await proc.stop()).toBe(0);
+  });
+});
+
+describe('redelivered updates', () => {
+  it('makes one item and one reply of an update Telegram delivers again after a restart', { timeout: 60_000 }, async () => {
+    const { telegram } = harness;
+    let proc: BotProcess = await harness.startBot();
+    const update = telegram.pushMessage(ALICE, 'only once, even across a restart');
+    await harness.waitForMessage(/Queued #1/);
+    expect(await proc.stop()).toBe(0);
+    // Telegram had not seen the offset confirmed (or lost it): the same update comes again.
+    telegram.redeliver(update.update_id);
+    proc = await harness.startBot();
+    await proc.waitForLine(/already processed/);
+    const list = await say('/backlog', /Backlog/);
+    expect(list.text).toContain('1 open');
+    expect(telegram.sent(ALICE.id).filter((m) => /Queued/.test(m.text))).toHaveLength(1);
+    expect(storedItems()).toHaveLength(1);
+  });
+});
+
+describe('a user who blocked the bot', () => {
+  it('gives up on the refused message, keeps the item, and keeps serving everyone else', { timeout: 60_000 }, async () => {
+    const { telegram } = harness;
+    const proc = await harness.startBot({ TELEGRAM_ALLOWED_USERS: `${ALICE.id},${BOB.id}` });
+    telegram.failNext('sendMessage', { kind: 'error', code: 403, description: 'Forbidden: bot was blocked by the user' });
+    telegram.pushMessage(ALICE, 'work from alice, who then blocked the bot');
+    await proc.waitForLine(/giving up on it/);
+    telegram.pushMessage(BOB, 'work from bob');
+    await telegram.waitFor(() => telegram.sent(BOB.id).find((m) => /Queued #2 /.test(m.text)), { what: "Bob's reply" });
+    telegram.pushMessage(BOB, '/backlog');
+    await telegram.waitFor(() => telegram.sent(BOB.id).find((m) => /2 open/.test(m.text)), { what: "Bob's backlog" });
+
+    // Alice's item is kept; her reply was tried once, never again, and is marked failed with the reason.
+    expect(storedItems().map((i) => i.request)).toEqual(['work from alice, who then blocked the bot', 'work from bob']);
+    expect(telegram.callsOf('sendMessage').filter((c) => c.params.chat_id === ALICE.id)).toHaveLength(1);
+    const outbox = harness.query((db) => db.prepare('SELECT chat_id, status, last_error FROM outbox ORDER BY id').all(), []);
+    expect(outbox).toEqual([
+      { chat_id: ALICE.id, status: 'failed', last_error: '403 Forbidden: bot was blocked by the user' },
+      { chat_id: BOB.id, status: 'sent', last_error: null },
+      { chat_id: BOB.id, status: 'sent', last_error: null },
+    ]);
+    expect(await proc.stop()).toBe(0);
+  });
+});
