@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Chat, Update } from 'grammy/types';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FakeReply, RecordedRequest } from '../fakes/anthropic-server.js';
 import type { SentMessage } from '../fakes/telegram-server.js';
 import { ALICE, MALLORY, type BotProcess } from '../helpers/bot-process.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
@@ -239,5 +240,86 @@ describe('a user who blocked the bot', () => {
       { chat_id: BOB.id, status: 'sent', last_error: null },
     ]);
     expect(await proc.stop()).toBe(0);
+  });
+});
+
+const MERGE = 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge';
+const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name, input }] });
+const reply = (t: string): FakeReply => ({ content: [{ type: 'text', text: t }] });
+const body = (r: RecordedRequest) => r.body as { tools?: Array<{ name: string }>; system?: Array<{ text: string }>; messages: unknown[]; tool_choice?: { name?: string } };
+const buttons = (m: SentMessage) => ((m.reply_markup as { inline_keyboard?: Array<Array<{ text: string; callback_data: string }>> } | undefined)?.inline_keyboard ?? []).flat();
+/** Text that breaks HTML (and Markdown) when it is not escaped, and is far over any message limit. */
+const HOSTILE = `<script>alert(1)</script> &amp; </b> <b>_*[]</code> ${'&<>'.repeat(3_400)}`;
+
+describe('hostile text from the model reaching the review card', () => {
+  it('sends a valid, short, decidable card and an intact PR comment; forged, misdirected and stale taps change nothing', { timeout: 120_000 }, async () => {
+    const { telegram, anthropic, github } = harness;
+    anthropic.onRequest((req) => {
+      const b = body(req);
+      if ((b.tools ?? []).some((t) => t.name === 'bash')) {
+        if (b.messages.length === 1) return tool('str_replace_based_edit_tool', { command: 'create', path: 'src/x.js', file_text: 'export const x = 1;\n' });
+        return reply(`Summary: added x. ${HOSTILE}\nTests: none.\nNotes: ${HOSTILE}`);
+      }
+      if (b.tool_choice?.name === 'report_findings') {
+        if (!/Review angle: correctness/.test(JSON.stringify(b.messages))) return tool('report_findings', { findings: [] });
+        const finding = (n: number) => ({ file: 'src/x.js', line_start: 1, line_end: 1, severity: 'high', title: `${n} ${HOSTILE}`, evidence: HOSTILE, failure: HOSTILE, suggested_fix: HOSTILE, confidence: 0.9 });
+        return tool('report_findings', { findings: [finding(1), finding(2), finding(3)] });
+      }
+      if (b.tool_choice?.name === 'report_triage') {
+        const prompt = b.system?.[0]?.text ?? '';
+        const listed = JSON.parse(prompt.slice(prompt.lastIndexOf('<findings>') + '<findings>'.length, prompt.lastIndexOf('</findings>'))) as Array<{ id: number }>;
+        const verdicts = ['backlog', 'ignore', 'ignore'];
+        return tool('report_triage', { verdict: 'needs_judgment', judgment: HOSTILE, findings: listed.map((f, i) => ({ id: f.id, verdict: verdicts[i] ?? 'ignore', reason: HOSTILE })) });
+      }
+      return undefined;
+    });
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await say(`Add x ${HOSTILE}`, /Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    const card = await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => buttons(m).some((x) => /Approve/.test(x.text))), { what: 'the review card', timeoutMs: 90_000 });
+    const current = () => telegram.sent(ALICE.id).find((m) => m.message_id === card.message_id)!;
+
+    // The card got through the strict fake: valid HTML, under the limit, with its buttons.
+    expect([...card.text].length).toBeLessThanOrEqual(4096);
+    expect(card.parse_mode).toBe('HTML');
+    // The hostile text is on it, escaped (as the judgment or a finding's title), not dropped.
+    expect(card.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp; &lt;/b&gt;');
+    expect(card.text).not.toContain('<script>');
+    // The finding sent to the backlog became an item with the hostile title, its text intact.
+    expect(storedItems().length).toBeGreaterThanOrEqual(2);
+    expect(storedItems()[1]!.request).toContain('<script>alert(1)</script> &amp; </b>');
+    expectEverySendAccepted();
+    // The PR comment carries the findings' text unmangled.
+    const comments = github.pulls[0]!.comments.map((c) => c.body).join('\n');
+    expect(comments).toContain('<script>alert(1)</script> &amp; </b> <b>_*[]</code>');
+
+    const approve = buttons(card).find((x) => /Approve/.test(x.text))!.callback_data;
+    const reject = buttons(card).find((x) => /Reject/.test(x.text))!.callback_data;
+    // The right button from the wrong people and places: a stranger, Alice in a group, a
+    // made-up token, and a real token whose last character was changed.
+    const tampered = approve.slice(0, -1) + (approve.endsWith('A') ? 'B' : 'A');
+    const from = { message_id: card.message_id, chat_id: ALICE.id };
+    const ignoredBefore = proc.lines.filter((l) => IGNORED.test(l)).length;
+    telegram.pushCallback(MALLORY, from, approve);
+    telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: -4_000_000_001 }, approve);
+    const forged = telegram.pushCallback(ALICE, from, 'Zm9yZ2VkLXRva2Vu');
+    const altered = telegram.pushCallback(ALICE, from, tampered);
+    const answer = (u: Update) => telegram.waitFor(() => telegram.callsOf('answerCallbackQuery').find((c) => c.params.callback_query_id === u.callback_query!.id), { what: 'the answer' });
+    expect((await answer(forged)).params.text).toMatch(/not valid/);
+    expect((await answer(altered)).params.text).toMatch(/not valid/);
+    await proc.waitForLine(IGNORED, { count: ignoredBefore + 2 });
+    expect(github.callsOf(MERGE)).toHaveLength(0);
+    expect(telegram.callsOf('answerCallbackQuery')).toHaveLength(2);
+
+    // Approve wins; the stale Reject after the item moved on is told, and changes nothing.
+    telegram.pushCallback(ALICE, from, approve);
+    await telegram.waitFor(() => /Merged by @alice/.test(current().text), { what: 'the merge', timeoutMs: 30_000 });
+    const stale = telegram.pushCallback(ALICE, from, reject);
+    expect((await answer(stale)).params.text).toMatch(/Already|no longer/i);
+    expect(github.callsOf(MERGE)).toHaveLength(1);
+    expect(harness.query((d) => d.prepare('SELECT state FROM items WHERE id = 1').pluck().get(), undefined)).toBe('merged');
+    expect([...current().text].length).toBeLessThanOrEqual(4096);
+    expectEverySendAccepted();
+    expect(proc.lines.filter((l) => /can't parse entities|handling the update failed/.test(l))).toEqual([]);
   });
 });
