@@ -252,7 +252,7 @@ const buttons = (m: SentMessage) => ((m.reply_markup as { inline_keyboard?: Arra
 const HOSTILE = `<script>alert(1)</script> &amp; </b> <b>_*[]</code> ${'&<>'.repeat(3_400)}`;
 
 describe('hostile text from the model reaching the review card', () => {
-  it('sends a valid, short, decidable card and an intact PR comment; forged, misdirected and stale taps change nothing', { timeout: 120_000 }, async () => {
+  it('sends a valid, short, decidable card and an intact PR comment; forged, misdirected, stale and redelivered taps change nothing', { timeout: 120_000 }, async () => {
     const { telegram, anthropic, github } = harness;
     anthropic.onRequest((req) => {
       const b = body(req);
@@ -273,7 +273,7 @@ describe('hostile text from the model reaching the review card', () => {
       }
       return undefined;
     });
-    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    let proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
     await say(`Add x ${HOSTILE}`, /Queued #1/);
     telegram.pushMessage(ALICE, '/run');
     const card = await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => buttons(m).some((x) => /Approve/.test(x.text))), { what: 'the review card', timeoutMs: 90_000 });
@@ -312,7 +312,7 @@ describe('hostile text from the model reaching the review card', () => {
     expect(telegram.callsOf('answerCallbackQuery')).toHaveLength(2);
 
     // Approve wins; the stale Reject after the item moved on is told, and changes nothing.
-    telegram.pushCallback(ALICE, from, approve);
+    const approval = telegram.pushCallback(ALICE, from, approve);
     await telegram.waitFor(() => /Merged by @alice/.test(current().text), { what: 'the merge', timeoutMs: 30_000 });
     const stale = telegram.pushCallback(ALICE, from, reject);
     expect((await answer(stale)).params.text).toMatch(/Already|no longer/i);
@@ -321,5 +321,14 @@ describe('hostile text from the model reaching the review card', () => {
     expect([...current().text].length).toBeLessThanOrEqual(4096);
     expectEverySendAccepted();
     expect(proc.lines.filter((l) => /can't parse entities|handling the update failed/.test(l))).toEqual([]);
+
+    // The approving tap comes again after a restart: already handled, no second merge.
+    expect(await proc.stop()).toBe(0);
+    telegram.redeliver(approval.update_id);
+    proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await proc.waitForLine(/already processed/);
+    await say('/status', /Status/);
+    expect(github.callsOf(MERGE)).toHaveLength(1);
+    expect(current().edits.filter((e) => /Merged by/.test(e.text ?? ''))).toHaveLength(1);
   });
 });
