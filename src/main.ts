@@ -372,7 +372,6 @@ export async function startNightshift(config: Config, log: Logger, options: Star
 /**
  * Says once at start what the sandbox setting means here: an old `auto` is now `always`, and
  * under `always` a bubblewrap that does not work will stop every build (each item says so too).
- * The probe's result is cached, so the first build does not run it again.
  */
 function warnAboutSandbox(sandbox: Config['sandbox'], log: Logger): void {
   if (sandbox.legacyAuto) log.info('NIGHTSHIFT_SANDBOX=auto now means always: agent commands run only inside bubblewrap');

@@ -121,7 +121,7 @@ export const SANDBOX_FIX =
 export class SandboxUnavailable extends Error {
   override readonly name = 'SandboxUnavailable';
   constructor(readonly bwrapPath: string) {
-    super(`bubblewrap does not work here (${bwrapPath}): ${SANDBOX_FIX}`);
+    super(`bubblewrap does not work here: ${SANDBOX_FIX}`);
   }
 }
 
@@ -135,7 +135,7 @@ const PROBE_TIMEOUT_MS = 10_000;
 // System directories never hidden, whatever HOME says (a daemon user's HOME can be / or /var).
 const NEVER_HIDDEN = new Set(['/', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/var', '/opt', '/srv', '/tmp', '/dev', '/proc', '/sys', '/run']);
 
-// Per process: whether bwrap works (by executable), and whether the unconfined warning went out.
+// Per process: whether bwrap works (by executable; successes only), and whether the unconfined warning went out.
 const probes = new Map<string, Promise<boolean>>();
 let warnedUnconfined = false;
 
@@ -393,12 +393,19 @@ function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))}s`;
 }
 
-/** Whether bubblewrap works here with the flags the runner uses; probed once per process and executable. */
+/**
+ * Whether bubblewrap works here with the flags the runner uses. A success is remembered for the
+ * process; a failure is probed again next time, so a Retry after installing bubblewrap works
+ * without a restart.
+ */
 export function isBwrapUsable(bwrapPath = 'bwrap'): Promise<boolean> {
   let probe = probes.get(bwrapPath);
   if (!probe) {
     probe = runProbe(bwrapPath);
     probes.set(bwrapPath, probe);
+    void probe.then((usable) => {
+      if (!usable) probes.delete(bwrapPath);
+    });
   }
   return probe;
 }

@@ -1,6 +1,6 @@
 // A file of its own: the "runs unconfined" warning is logged once per process and bwrap's probe
 // is cached per process, and vitest gives each test file a fresh module registry.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -32,7 +32,7 @@ describe('createCommandRunner without a working bwrap', () => {
     const { log, lines } = capturingLog();
     const refused = createCommandRunner({ ...options(log), bwrapPath: MISSING_BWRAP });
     await expect(refused).rejects.toBeInstanceOf(SandboxUnavailable);
-    await expect(refused).rejects.toThrow(`bubblewrap does not work here (${MISSING_BWRAP}): ${SANDBOX_FIX}`);
+    await expect(refused).rejects.toThrow(`bubblewrap does not work here: ${SANDBOX_FIX}`);
     expect(SANDBOX_FIX).toMatch(/seccomp=unconfined.*apparmor=unconfined.*NIGHTSHIFT_SANDBOX=never/);
     expect(lines).toEqual([]);
   });
@@ -40,6 +40,22 @@ describe('createCommandRunner without a working bwrap', () => {
   it("refuses under an explicit 'always' too", async () => {
     const { log } = capturingLog();
     await expect(createCommandRunner({ ...options(log), bwrapPath: MISSING_BWRAP, useSandbox: 'always' })).rejects.toBeInstanceOf(SandboxUnavailable);
+  });
+
+  it('probes again after a failure, so a Retry after installing bubblewrap works without a restart', async () => {
+    const { log } = capturingLog();
+    const bwrapPath = join(worktree, 'fake-bwrap');
+    writeFileSync(bwrapPath, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    await expect(createCommandRunner({ ...options(log), bwrapPath })).rejects.toBeInstanceOf(SandboxUnavailable);
+    // "Installed": a stand-in that runs what follows `--`, as bwrap does once it has set up.
+    writeFileSync(bwrapPath, '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n', { mode: 0o755 });
+    const runner = await createCommandRunner({ ...options(log), bwrapPath });
+    try {
+      expect(runner.sandboxed).toBe(true);
+      expect((await runner.run('echo through the stand-in')).output).toBe('through the stand-in');
+    } finally {
+      await runner.close();
+    }
   });
 
   it("runs a plain child process under 'never' (it never probes bwrap) and warns once per process that secrets are readable", async () => {
