@@ -309,10 +309,13 @@ describe('secret canaries', () => {
     // (Docker's default seccomp profile), ran agent commands unconfined, and `base64
     // /proc/$PPID/environ` carried every secret past the output scrub. Now the build refuses
     // before its first model call, and says how to fix it, once.
-    it('where bubblewrap does not work, the default refuses the build before its first model call and says how to fix it, once', { timeout: 90_000 }, async () => {
+    it.each<{ setting: string; env: Record<string, string> }>([
+      { setting: 'the default', env: {} },
+      { setting: 'an old NIGHTSHIFT_SANDBOX=auto', env: { NIGHTSHIFT_SANDBOX: 'auto' } },
+    ])('where bubblewrap does not work, $setting refuses the build before its first model call and says how to fix it, once', { timeout: 90_000 }, async ({ env }) => {
       const { telegram, anthropic } = harness;
       anthropic.onRequest((req) => (isAgent(req) ? tool('bash', { command: ENCODED_PROBE }) : undefined));
-      const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0', PATH: `${brokenBwrapDir()}:${process.env.PATH ?? ''}` });
+      const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0', PATH: `${brokenBwrapDir()}:${process.env.PATH ?? ''}`, ...env });
       telegram.pushMessage(ALICE, 'Add an average function');
       await explain(proc, harness.waitForMessage(/Queued #1/));
       telegram.pushMessage(ALICE, '/run');
@@ -329,6 +332,7 @@ describe('secret canaries', () => {
       expect(harness.query((d) => d.prepare('SELECT state_reason FROM items WHERE id = 1').pluck().get(), undefined)).toMatch(/^bubblewrap does not work here: install it/);
       // The operator hears it at start too, once.
       expect(proc.lines.filter((l) => /bubblewrap does not work here, so builds will fail/.test(l))).toHaveLength(1);
+      expect(proc.lines.filter((l) => /NIGHTSHIFT_SANDBOX=auto now means always/.test(l))).toHaveLength('NIGHTSHIFT_SANDBOX' in env ? 1 : 0);
     });
 
     it('under NIGHTSHIFT_SANDBOX=never the plain forms are scrubbed from the output', { timeout: 90_000 }, async () => {
