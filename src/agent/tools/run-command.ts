@@ -131,7 +131,9 @@ export const SECRET_ENV_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|ASKP
 // After the command exits (its group killed), how long its pipes may stay open: only a process
 // that escaped the group (setsid, outside the sandbox) can hold them.
 const PIPE_DRAIN_MS = 1_000;
-const PROBE_TIMEOUT_MS = 10_000;
+// Only a hang counts as broken: a failed probe stops every build, and on a loaded machine
+// starting bwrap can take seconds.
+const PROBE_TIMEOUT_MS = 60_000;
 // System directories never hidden, whatever HOME says (a daemon user's HOME can be / or /var).
 const NEVER_HIDDEN = new Set(['/', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/var', '/opt', '/srv', '/tmp', '/dev', '/proc', '/sys', '/run']);
 
