@@ -1,5 +1,8 @@
 # nightshift on Node 24 LTS. Build: docker build -t nightshift .
-# Run:   docker run -d --restart unless-stopped --env-file .env -v nightshift-data:/data nightshift
+# Run:   docker run -d --restart unless-stopped --env-file .env -v nightshift-data:/data \
+#          --security-opt seccomp=unconfined --security-opt apparmor=unconfined nightshift
+# (bubblewrap needs user namespaces, which Docker's default profiles forbid; without them
+# every build fails, as agent commands never run unconfined unless NIGHTSHIFT_SANDBOX=never.)
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app

@@ -77,7 +77,10 @@ export interface Config {
   readonly hourlyRateUsd?: number;
   /** How agent commands run. */
   readonly sandbox: {
-    readonly mode: 'auto' | 'always' | 'never';
+    /** `always`: inside bubblewrap, refused where it does not work; `never`: unconfined. @default always */
+    readonly mode: 'always' | 'never';
+    /** NIGHTSHIFT_SANDBOX said `auto`, which older versions read as "bubblewrap if it works" and now means `always`. */
+    readonly legacyAuto: boolean;
     readonly commandTimeoutMs: number;
     readonly allowNetwork: boolean;
     /** Names of environment variables passed through to agent commands. */
@@ -279,7 +282,8 @@ const schema = z.object({
   NIGHTSHIFT_ECONOMY: z.enum(['standard', 'batch'], { error: 'must be standard or batch' }).default('standard'),
   NIGHTSHIFT_BATCH_POLL_SECONDS: positiveInt('seconds between two polls of a pending batch').refine((n) => n <= 3600, { error: 'must be at most 3600 (an hour)' }).default(60),
   NIGHTSHIFT_HOURLY_RATE: positiveNumber('your hourly rate in dollars, for cost reports').optional(),
-  NIGHTSHIFT_SANDBOX: z.enum(['auto', 'always', 'never'], { error: 'must be auto, always or never' }).default('auto'),
+  // `auto` is still accepted from older configs; it means `always` (never a silent unconfined fallback).
+  NIGHTSHIFT_SANDBOX: z.enum(['always', 'never', 'auto'], { error: 'must be always or never' }).default('always'),
   NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS: positiveInt('seconds per agent command').default(600),
   NIGHTSHIFT_AGENT_NETWORK: bool.default(false),
   NIGHTSHIFT_AGENT_ENV: z
@@ -374,7 +378,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     batchPollMs: v.NIGHTSHIFT_BATCH_POLL_SECONDS * 1000,
     ...(v.NIGHTSHIFT_HOURLY_RATE === undefined ? {} : { hourlyRateUsd: v.NIGHTSHIFT_HOURLY_RATE }),
     sandbox: {
-      mode: v.NIGHTSHIFT_SANDBOX,
+      mode: v.NIGHTSHIFT_SANDBOX === 'never' ? 'never' : 'always',
+      legacyAuto: v.NIGHTSHIFT_SANDBOX === 'auto',
       commandTimeoutMs: v.NIGHTSHIFT_COMMAND_TIMEOUT_SECONDS * 1000,
       allowNetwork: v.NIGHTSHIFT_AGENT_NETWORK,
       envAllowList: v.NIGHTSHIFT_AGENT_ENV,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GrammyError, type Api } from 'grammy';
 import { createBuildTools } from './agent/build-tools.js';
+import { isBwrapUsable, SANDBOX_FIX } from './agent/tools/run-command.js';
 import { ConfigError, loadConfig, loadEnvFile, type Config } from './config.js';
 import { createRedactor } from './domain/redact.js';
 import { runCeilingUsd } from './domain/size-estimate.js';
@@ -139,6 +140,7 @@ export async function startNightshift(config: Config, log: Logger, options: Star
   const batchClient = createBatchClient({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl });
   // One per process: its in-flight reservation is shared by every run, so parallel runs cannot cross a cap together.
   const period = createPeriodBudget(config.budgets, config.timezone, now);
+  warnAboutSandbox(config.sandbox, log.child({ component: 'tools' }));
   const stageDeps: StageDeps = {
     store,
     workspace,
@@ -365,6 +367,18 @@ export async function startNightshift(config: Config, log: Logger, options: Star
     throw error;
   });
   return { stop, done };
+}
+
+/**
+ * Says once at start what the sandbox setting means here: an old `auto` is now `always`, and
+ * under `always` a bubblewrap that does not work will stop every build (each item says so too).
+ */
+function warnAboutSandbox(sandbox: Config['sandbox'], log: Logger): void {
+  if (sandbox.legacyAuto) log.info('NIGHTSHIFT_SANDBOX=auto now means always: agent commands run only inside bubblewrap');
+  if (sandbox.mode === 'never') return;
+  void isBwrapUsable().then((usable) => {
+    if (!usable) log.warn(`bubblewrap does not work here, so builds will fail: ${SANDBOX_FIX}`);
+  });
 }
 
 /** "host:pid-namespace:": pids are only comparable between processes that share both. */

@@ -122,6 +122,20 @@ describe('loadConfig', () => {
     expect(loadConfig(validEnv({ NIGHTSHIFT_SIZING: 'off', NIGHTSHIFT_BUDGET_SIZING_USD: '0.25' })).sizing).toEqual({ enabled: false, budgetUsd: 0.25 });
   });
 
+  // Regression (I-SECRET): the default used to be `auto`, which ran agent commands unconfined,
+  // secrets readable, wherever bubblewrap did not work.
+  it('confines agent commands by default, reads an old `auto` as `always`, and runs unconfined only when told `never`', () => {
+    const mode = (value?: string) => {
+      const { mode, legacyAuto } = loadConfig(validEnv({ NIGHTSHIFT_SANDBOX: value })).sandbox;
+      return { mode, legacyAuto };
+    };
+    expect(mode()).toEqual({ mode: 'always', legacyAuto: false });
+    expect(mode('always')).toEqual({ mode: 'always', legacyAuto: false });
+    expect(mode('auto')).toEqual({ mode: 'always', legacyAuto: true });
+    expect(mode('never')).toEqual({ mode: 'never', legacyAuto: false });
+    expect(problemsOf(validEnv({ NIGHTSHIFT_SANDBOX: 'sometimes' }))).toEqual([{ variable: 'NIGHTSHIFT_SANDBOX', problem: expect.stringMatching(/must be always or never/) }]);
+  });
+
   it('reads the schedule, budgets and economy', () => {
     const config = loadConfig(
       validEnv({

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import type { ToolParam } from '../llm/model-client.js';
 import type { ToolExecutor } from './run-agent.js';
-import { createCommandRunner } from './tools/run-command.js';
+import { createCommandRunner, type SandboxMode } from './tools/run-command.js';
 import { createTextEditor } from './tools/text-editor.js';
 import { ToolError } from './tools/tool-error.js';
 
 /** How agent commands run (from config). */
 export interface SandboxSettings {
-  readonly mode: 'auto' | 'always' | 'never';
+  readonly mode: SandboxMode;
   readonly commandTimeoutMs: number;
   readonly allowNetwork: boolean;
   readonly envAllowList: readonly string[];

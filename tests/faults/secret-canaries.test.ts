@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { DATABASE_FILE } from '../../src/main.js';
 import type { FakeReply, RecordedRequest } from '../fakes/anthropic-server.js';
 import type { SentMessage } from '../fakes/telegram-server.js';
-import { ALICE, CANARY, type BotProcess } from '../helpers/bot-process.js';
+import { ALICE, CANARY, tempDir, type BotProcess } from '../helpers/bot-process.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
 
 // I-SECRET through the real process: one item goes from a queued message to an approved merge
@@ -253,15 +253,18 @@ describe('secret canaries', () => {
 
   describe("the agent's bash tool cannot see the secrets", () => {
     const PROBE = 'env; cat /proc/self/environ; echo; cat /proc/$PPID/environ; echo; git remote -v; cat ~/.git-credentials; echo probe-done';
+    // Reads the bot's own environment in a form the output scrub does not know.
+    const ENCODED_PROBE = 'base64 -w0 /proc/$PPID/environ; echo; env; git remote -v; echo probe-done';
 
-    async function probe(sandbox: 'always' | 'never', command = PROBE): Promise<string> {
+    /** Queues an item whose build agent runs `command` once; the tool result as the model got it, and where canaries turned up in it. */
+    async function probe(env: Record<string, string>, command = PROBE): Promise<{ result: string; hits: string[] }> {
       const { telegram, anthropic } = harness;
       anthropic.onRequest((req) => {
         if (!isAgent(req)) return undefined;
         if (body(req).messages.length === 1) return tool('bash', { command });
         return text('Summary: looked around.\nTests: none.\nNotes: none');
       });
-      const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0', NIGHTSHIFT_SANDBOX: sandbox });
+      const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0', ...env });
       telegram.pushMessage(ALICE, 'Add an average function');
       await harness.waitForMessage(/Queued #1/);
       telegram.pushMessage(ALICE, '/run');
@@ -275,11 +278,20 @@ describe('secret canaries', () => {
       expect(output).toMatch(/origin\tfile:\/\//);
       const s = new Scanner();
       s.scan('tool results', 'the probe', result);
-      expect(s.hits).toEqual([]);
-      return result;
+      return { result, hits: s.hits };
     }
 
-    it('in the sandbox, where not even a masked value shows', { timeout: 90_000 }, async (ctx) => {
+    /** A directory holding a `bwrap` that fails the way it does under Docker's default seccomp profile, for the front of PATH. */
+    function brokenBwrapDir(): string {
+      const dir = tempDir('ns-broken-bwrap-');
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      const bwrap = join(dir, 'bwrap');
+      writeFileSync(bwrap, '#!/bin/sh\necho "bwrap: No permissions to create new namespace" >&2\nexit 1\n');
+      chmodSync(bwrap, 0o755);
+      return dir;
+    }
+
+    it('in the sandbox (the default), where not even a masked value shows', { timeout: 90_000 }, async (ctx) => {
       let bwrap = true;
       try {
         execFileSync('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--unshare-pid', '--proc', '/proc', 'true'], { stdio: 'ignore' });
@@ -287,22 +299,53 @@ describe('secret canaries', () => {
         bwrap = false;
       }
       if (!bwrap) ctx.skip();
-      const result = await probe('always');
+      const { result, hits } = await probe({}, ENCODED_PROBE);
+      expect(hits).toEqual([]);
       // Not redacted after the fact: the secrets were never in reach (own PID namespace, scrubbed env).
       expect(result).not.toContain('[REDACTED]');
     });
 
-    it('without the sandbox, where the output is scrubbed', { timeout: 90_000 }, async () => {
-      await probe('never');
+    // Regression (I-SECRET): the default used to be `auto`, which, where bubblewrap did not work
+    // (Docker's default seccomp profile), ran agent commands unconfined, and `base64
+    // /proc/$PPID/environ` carried every secret past the output scrub. Now the build refuses
+    // before its first model call, and says how to fix it, once.
+    it.each<{ setting: string; env: Record<string, string> }>([
+      { setting: 'the default', env: {} },
+      { setting: 'an old NIGHTSHIFT_SANDBOX=auto', env: { NIGHTSHIFT_SANDBOX: 'auto' } },
+    ])('where bubblewrap does not work, $setting refuses the build before its first model call and says how to fix it, once', { timeout: 90_000 }, async ({ env }) => {
+      const { telegram, anthropic } = harness;
+      anthropic.onRequest((req) => (isAgent(req) ? tool('bash', { command: ENCODED_PROBE }) : undefined));
+      const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0', PATH: `${brokenBwrapDir()}:${process.env.PATH ?? ''}`, ...env });
+      telegram.pushMessage(ALICE, 'Add an average function');
+      await explain(proc, harness.waitForMessage(/Queued #1/));
+      telegram.pushMessage(ALICE, '/run');
+      const told = await explain(proc, harness.waitForMessage(/bubblewrap does not work here/, 'the build to be refused'));
+      await explain(proc, telegram.waitFor(() => harness.query((d) => d.prepare('SELECT state FROM items WHERE id = 1').pluck().get(), undefined) === 'failed', { what: 'item 1 to fail' }));
+      expect(await proc.stop()).toBe(0);
+
+      expect(told.text).toContain('--security-opt seccomp=unconfined --security-opt apparmor=unconfined');
+      expect(told.text).toContain('NIGHTSHIFT_SANDBOX=never');
+      expect(telegram.sent(ALICE.id).filter((m) => /bubblewrap/.test(m.text))).toHaveLength(1);
+      // Not one agent turn was paid for, so no command ran, confined or not.
+      expect(anthropic.requests.filter(isAgent)).toEqual([]);
+      expect(harness.query((d) => d.prepare("SELECT COUNT(*) FROM llm_calls WHERE stage = 'build'").pluck().get(), undefined)).toBe(0);
+      expect(harness.query((d) => d.prepare('SELECT state_reason FROM items WHERE id = 1').pluck().get(), undefined)).toMatch(/^bubblewrap does not work here: install it/);
+      // The operator hears it at start too, once.
+      expect(proc.lines.filter((l) => /bubblewrap does not work here, so builds will fail/.test(l))).toHaveLength(1);
+      expect(proc.lines.filter((l) => /NIGHTSHIFT_SANDBOX=auto now means always/.test(l))).toHaveLength('NIGHTSHIFT_SANDBOX' in env ? 1 : 0);
     });
 
-    // Known limitation (documented in src/agent/tools/run-command.ts): without bubblewrap a
-    // command runs as the bot's user and can read the bot's /proc/<pid>/environ, which keeps the
-    // initial environment whatever process.env becomes; the output scrub only masks the plain
-    // and URL-encoded forms. Fixing it needs the secrets out of the bot's environment (e.g. read
-    // from a file or an inherited fd at start) or a different user for commands.
-    it.fails('without the sandbox, an encoded read of the parent environment gets through the scrub', { timeout: 90_000 }, async () => {
-      await probe('never', 'base64 -w0 /proc/$PPID/environ; echo; env; git remote -v; echo probe-done');
+    it('under NIGHTSHIFT_SANDBOX=never the plain forms are scrubbed from the output', { timeout: 90_000 }, async () => {
+      const { hits } = await probe({ NIGHTSHIFT_SANDBOX: 'never' });
+      expect(hits).toEqual([]);
+    });
+
+    // The documented trade-off of `never` (README, NIGHTSHIFT_SANDBOX): a command runs as the
+    // bot's user and can read the bot's /proc/<pid>/environ, which keeps the initial environment
+    // whatever process.env becomes; the output scrub knows only the plain and URL-encoded forms.
+    it('under NIGHTSHIFT_SANDBOX=never agent commands are unconfined: an encoded read of the parent environment carries every secret out', { timeout: 90_000 }, async () => {
+      const { hits } = await probe({ NIGHTSHIFT_SANDBOX: 'never' }, ENCODED_PROBE);
+      for (const name of Object.keys(CANARY)) expect(hits.some((h) => h.startsWith(`${name} in the probe (encoded)`))).toBe(true);
     });
   });
 });

@@ -35,12 +35,16 @@
  *   read-only `packed-refs`; adding, committing and stashing work. With `.git` a plain
  *   directory inside the worktree, only its existing `config` and `hooks/` are read-only.
  *
- * Without bwrap (`useSandbox: 'never'`, or `'auto'` where it does not work) the command is a
- * plain child process with the same scrubbed environment and working directory, and one
- * warning is logged per process. Then nothing stops it from writing outside the worktree,
- * reaching the network, reading the bot user's files, or reading the bot's own
- * /proc/<pid>/environ (same user): the environment scrub keeps secrets out of the command's
- * own environment only. A process that calls setsid() escapes the process-group kill.
+ * Where bwrap does not work, `useSandbox: 'always'` (the default) refuses to make a runner
+ * ({@link SandboxUnavailable}) rather than run anything unconfined: the output scrub knows only
+ * the plain and URL-encoded forms of a secret, so it is no defence against a command that
+ * encodes what it reads. Only `useSandbox: 'never'`, the operator's explicit choice, runs the
+ * command as a plain child process with the same scrubbed environment and working directory,
+ * and one warning is logged per process. Then nothing stops it from writing outside the
+ * worktree, reaching the network, reading the bot user's files, or reading the bot's own
+ * /proc/<pid>/environ (same user), secrets included: the environment scrub keeps secrets out
+ * of the command's own environment only. A process that calls setsid() escapes the
+ * process-group kill.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';
@@ -81,8 +85,8 @@ export interface CommandRunnerOptions {
   envAllowList: readonly string[];
   /** Values scrubbed from the output. */
   secrets: readonly string[];
-  /** `auto`: bwrap when it works, else a plain child process and a warning. @default 'auto' */
-  useSandbox?: 'auto' | 'always' | 'never';
+  /** `always`: inside bwrap, and no runner where it does not work; `never`: a plain child process (unconfined). @default 'always' */
+  useSandbox?: SandboxMode;
   /** Extra host paths to hide behind an empty tmpfs in the sandbox. @default [] */
   hidePaths?: readonly string[];
   /** Host paths bound read-only into the sandbox even under a hidden directory. @default [] */
@@ -105,9 +109,20 @@ export interface CommandRunner {
   close(): Promise<void>;
 }
 
-/** `useSandbox: 'always'` and bubblewrap does not work on this machine. */
+/** How agent commands are confined: in bubblewrap or refused (`always`), or not at all (`never`). */
+export type SandboxMode = 'always' | 'never';
+
+/** What to do about a bubblewrap that does not work; shown to the user with every item it stops. */
+export const SANDBOX_FIX =
+  'install it, or in Docker run with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined`, ' +
+  "or set NIGHTSHIFT_SANDBOX=never to run agent commands unconfined (they can then read nightshift's secrets)";
+
+/** `useSandbox: 'always'` and bubblewrap does not work on this machine; the message names the fix. */
 export class SandboxUnavailable extends Error {
   override readonly name = 'SandboxUnavailable';
+  constructor(readonly bwrapPath: string) {
+    super(`bubblewrap does not work here: ${SANDBOX_FIX}`);
+  }
 }
 
 /** Variable names never passed to a command, allow-listed or not. */
@@ -116,11 +131,13 @@ export const SECRET_ENV_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|ASKP
 // After the command exits (its group killed), how long its pipes may stay open: only a process
 // that escaped the group (setsid, outside the sandbox) can hold them.
 const PIPE_DRAIN_MS = 1_000;
-const PROBE_TIMEOUT_MS = 10_000;
+// Only a hang counts as broken: a failed probe stops every build, and on a loaded machine
+// starting bwrap can take seconds.
+const PROBE_TIMEOUT_MS = 60_000;
 // System directories never hidden, whatever HOME says (a daemon user's HOME can be / or /var).
 const NEVER_HIDDEN = new Set(['/', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/var', '/opt', '/srv', '/tmp', '/dev', '/proc', '/sys', '/run']);
 
-// Per process: whether bwrap works (by executable), and whether the unconfined warning went out.
+// Per process: whether bwrap works (by executable; successes only), and whether the unconfined warning went out.
 const probes = new Map<string, Promise<boolean>>();
 let warnedUnconfined = false;
 
@@ -129,21 +146,11 @@ export async function createCommandRunner(opts: CommandRunnerOptions): Promise<C
   const cwd = await realpath(opts.cwd);
   if (!(await stat(cwd)).isDirectory()) throw new Error(`command runner cwd is not a directory: ${cwd}`);
   const bwrapPath = opts.bwrapPath ?? 'bwrap';
-  const mode = opts.useSandbox ?? 'auto';
-  let sandboxed = false;
-  if (mode !== 'never') {
-    sandboxed = await isBwrapUsable(bwrapPath);
-    if (!sandboxed && mode === 'always') {
-      throw new SandboxUnavailable(`useSandbox is 'always' but ${bwrapPath} does not work on this machine`);
-    }
-  }
+  const sandboxed = (opts.useSandbox ?? 'always') === 'always';
+  if (sandboxed && !(await isBwrapUsable(bwrapPath))) throw new SandboxUnavailable(bwrapPath);
   if (!sandboxed && !warnedUnconfined) {
     warnedUnconfined = true;
-    opts.log.warn(
-      mode === 'never'
-        ? 'sandbox disabled by configuration; agent commands run unconfined'
-        : 'bwrap not available; agent commands run unconfined',
-    );
+    opts.log.warn("sandbox disabled by configuration (NIGHTSHIFT_SANDBOX=never); agent commands run unconfined and can read nightshift's secrets");
   }
 
   const privateTmp = await mkdtemp(join(tmpdir(), 'nightshift-cmd-'));
@@ -388,12 +395,19 @@ function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))}s`;
 }
 
-/** Whether bubblewrap works here with the flags the runner uses; probed once per process. */
-function isBwrapUsable(bwrapPath: string): Promise<boolean> {
+/**
+ * Whether bubblewrap works here with the flags the runner uses. A success is remembered for the
+ * process; a failure is probed again next time, so a Retry after installing bubblewrap works
+ * without a restart.
+ */
+export function isBwrapUsable(bwrapPath = 'bwrap'): Promise<boolean> {
   let probe = probes.get(bwrapPath);
   if (!probe) {
     probe = runProbe(bwrapPath);
     probes.set(bwrapPath, probe);
+    void probe.then((usable) => {
+      if (!usable) probes.delete(bwrapPath);
+    });
   }
   return probe;
 }
