@@ -3,6 +3,8 @@ import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FAILED_UPDATE_TEXT } from '../../src/telegram/create-bot.js';
+import type { FakeReply, RecordedRequest } from '../fakes/anthropic-server.js';
+import type { SentMessage } from '../fakes/telegram-server.js';
 import { ALICE, type BotProcess } from '../helpers/bot-process.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
 
@@ -70,6 +72,38 @@ const countOf = (pattern: RegExp) => textsTo().filter((t) => pattern.test(t)).le
 /** The outbox rows as the database holds them. */
 const outbox = () => harness.query((d) => d.prepare('SELECT text, status, telegram_message_id AS sent FROM outbox ORDER BY id').all() as Array<{ text: string; status: string; sent: number | null }>, []);
 
+const MERGE = 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge';
+const READ_PR = 'GET /repos/{owner}/{repo}/pulls/{pull_number}';
+const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name, input }] });
+const body = (r: RecordedRequest) => r.body as { tools?: Array<{ name: string }>; tool_choice?: { name?: string } };
+const buttons = (m: SentMessage) => ((m.reply_markup as { inline_keyboard?: Array<Array<{ text: string; callback_data: string }>> } | undefined)?.inline_keyboard ?? []).flat();
+const itemState = () => harness.query((d) => d.prepare('SELECT state FROM items WHERE id = 1').pluck().get() as string | undefined, undefined);
+
+/** Queues one item and runs it to its review card (one file built, a clean review); returns the card and its Approve data. */
+async function runToCard(): Promise<{ card: SentMessage; approve: string }> {
+  const { telegram, anthropic } = harness;
+  let built = false;
+  anthropic.onRequest((req) => {
+    const b = body(req);
+    if ((b.tools ?? []).some((t) => t.name === 'bash')) {
+      if (built) return { content: [{ type: 'text', text: 'Summary: added avg.\nTests: none.\nNotes: none' }] };
+      built = true;
+      return tool('str_replace_based_edit_tool', { command: 'create', path: 'src/avg.js', file_text: 'export const avg = (v) => v.reduce((a, b) => a + b, 0) / v.length;\n' });
+    }
+    if (b.tool_choice?.name === 'report_findings') return tool('report_findings', { findings: [] });
+    if (b.tool_choice?.name === 'report_triage') return tool('report_triage', { verdict: 'ready', findings: [] });
+    return undefined;
+  });
+  telegram.pushMessage(ALICE, 'Add an average function');
+  await harness.waitForMessage(/Queued #1/);
+  telegram.pushMessage(ALICE, '/run');
+  const card = await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => buttons(m).some((x) => /Approve/.test(x.text))), { what: 'the review card', timeoutMs: 60_000 });
+  return { card, approve: buttons(card).find((x) => /Approve/.test(x.text))!.callback_data };
+}
+
+/** The text of the card now, after any edits. */
+const cardText = (card: SentMessage) => harness.telegram.sent(ALICE.id).find((m) => m.message_id === card.message_id)!.text;
+
 describe.skipIf(cannotMount !== undefined)(`a full disk under DATA_DIR${cannotMount ? ` (skipped: ${cannotMount})` : ''}`, () => {
   it('while idle: a new message is not saved, the user is told once to send it again, and after space is freed the same request is queued without a restart', { timeout: 60_000 }, async () => {
     const { telegram, dataDir } = harness;
@@ -112,6 +146,59 @@ describe.skipIf(cannotMount !== undefined)(`a full disk under DATA_DIR${cannotMo
     expect(outbox()).toMatchObject([{ status: 'sent', sent: telegram.sent(ALICE.id)[0]!.message_id }]);
     expect(telegram.sent(ALICE.id)).toHaveLength(1);
     expect(await proc.stop()).toBe(0);
+  });
+
+  it('when an Approve tap must be recorded: nothing is merged, the tapper is told once, and a tap after space is freed merges', { timeout: 120_000 }, async () => {
+    const { telegram, github, dataDir } = harness;
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    const { card, approve } = await runToCard();
+    const reads = github.callsOf(READ_PR).length;
+    const disk = fillDisk(dataDir);
+
+    const tap = telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: ALICE.id }, approve);
+    const answered = await telegram.waitFor(() => telegram.callsOf('answerCallbackQuery').find((c) => c.params.callback_query_id === tap.callback_query!.id), { what: 'the answer to the tap' });
+    expect(answered.params.text).toMatch(/went wrong/);
+    expect(github.callsOf(MERGE)).toHaveLength(0);
+    expect(github.callsOf(READ_PR)).toHaveLength(reads);
+    expect(itemState()).toBe('ready');
+    expect(harness.query((d) => d.prepare('SELECT status FROM cards').pluck().all(), [])).toEqual(['open']);
+
+    disk.free();
+    telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: ALICE.id }, approve);
+    await telegram.waitFor(() => /Merged by @alice/.test(cardText(card)), { what: 'the merge', timeoutMs: 30_000 });
+    expect(github.callsOf(MERGE).filter((c) => c.status === 200)).toHaveLength(1);
+    expect(telegram.callsOf('answerCallbackQuery').filter((c) => /went wrong/.test(String(c.params.text)))).toHaveLength(1);
+    expect(await proc.stop()).toBe(0);
+  });
+
+  it('when the disk fills during an approved merge: merged once, never again, and recorded after a restart with space freed', { timeout: 120_000 }, async () => {
+    const { telegram, github, dataDir } = harness;
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    const { card, approve } = await runToCard();
+
+    // The tap is recorded; the read of the PR is held up a second by a secondary rate limit,
+    // and the disk fills meanwhile: GitHub merges, the database cannot record it.
+    github.failNext(READ_PR, { kind: 'secondary-rate-limit' });
+    telegram.pushCallback(ALICE, { message_id: card.message_id, chat_id: ALICE.id }, approve);
+    await github.waitFor(() => github.callsOf(READ_PR).some((c) => c.status === 403), { what: 'the held-up read of the PR' });
+    const disk = fillDisk(dataDir);
+    await github.waitFor(() => github.callsOf(MERGE).length === 1, { what: 'the merge' });
+    await proc.waitForLine(/merged on GitHub, but recording it failed/);
+    expect(itemState()).toBe('ready');
+    // The card cannot change (its edit cannot be recorded), so the tapper is told directly, once,
+    // that the merge happened; not "try again" (a callback query takes one answer only anyway).
+    const notice = await harness.waitForMessage(/Merged on GitHub.*Do not merge again/s, 'the notice that the merge is not recorded yet');
+    expect(notice.text).toContain('#1 Add an average function');
+    expect(telegram.callsOf('answerCallbackQuery').map((c) => c.params.text)).toEqual(['Checking and merging…']);
+
+    disk.free();
+    expect(await proc.stop()).toBe(0);
+    const again = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await telegram.waitFor(() => itemState() === 'merged' || undefined, { what: 'the merge recorded after the restart', timeoutMs: 30_000 });
+    await telegram.waitFor(() => /Merged/.test(cardText(card)) || undefined, { what: 'the card to show the merge' });
+    expect(github.callsOf(MERGE)).toHaveLength(1);
+    expect(countOf(/Merged on GitHub/)).toBe(1);
+    expect(await again.stop()).toBe(0);
   });
 });
 
