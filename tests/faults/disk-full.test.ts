@@ -75,29 +75,42 @@ const outbox = () => harness.query((d) => d.prepare('SELECT text, status, telegr
 const MERGE = 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge';
 const READ_PR = 'GET /repos/{owner}/{repo}/pulls/{pull_number}';
 const tool = (name: string, input: Record<string, unknown>): FakeReply => ({ content: [{ type: 'tool_use', name, input }] });
-const body = (r: RecordedRequest) => r.body as { tools?: Array<{ name: string }>; tool_choice?: { name?: string } };
+const body = (r: RecordedRequest) => r.body as { tools?: Array<{ name: string }>; tool_choice?: { name?: string }; messages: Array<{ content: string | Array<{ type: string }> }> };
 const buttons = (m: SentMessage) => ((m.reply_markup as { inline_keyboard?: Array<Array<{ text: string; callback_data: string }>> } | undefined)?.inline_keyboard ?? []).flat();
 const itemState = () => harness.query((d) => d.prepare('SELECT state FROM items WHERE id = 1').pluck().get() as string | undefined, undefined);
 
-/** Queues one item and runs it to its review card (one file built, a clean review); returns the card and its Approve data. */
-async function runToCard(): Promise<{ card: SentMessage; approve: string }> {
-  const { telegram, anthropic } = harness;
-  let built = false;
-  anthropic.onRequest((req) => {
+/**
+ * Scripts the model for one clean item: the agent writes one file on the first turn of a run
+ * (a request without a tool result yet; `onFirstTurn` runs then) and sums up on the next, and
+ * review and triage find nothing.
+ */
+function scriptCleanItem(onFirstTurn: () => void = () => undefined): void {
+  harness.anthropic.onRequest((req) => {
     const b = body(req);
     if ((b.tools ?? []).some((t) => t.name === 'bash')) {
-      if (built) return { content: [{ type: 'text', text: 'Summary: added avg.\nTests: none.\nNotes: none' }] };
-      built = true;
+      const last = b.messages[b.messages.length - 1]!;
+      if (Array.isArray(last.content) && last.content.some((c) => c.type === 'tool_result')) return { content: [{ type: 'text', text: 'Summary: added avg.\nTests: none.\nNotes: none' }] };
+      onFirstTurn();
       return tool('str_replace_based_edit_tool', { command: 'create', path: 'src/avg.js', file_text: 'export const avg = (v) => v.reduce((a, b) => a + b, 0) / v.length;\n' });
     }
     if (b.tool_choice?.name === 'report_findings') return tool('report_findings', { findings: [] });
     if (b.tool_choice?.name === 'report_triage') return tool('report_triage', { verdict: 'ready', findings: [] });
     return undefined;
   });
+}
+
+/** The review card, once it has come. */
+const waitForCard = () =>
+  harness.telegram.waitFor(() => harness.telegram.sent(ALICE.id).find((m) => buttons(m).some((x) => /Approve/.test(x.text))), { what: 'the review card', timeoutMs: 60_000 });
+
+/** Queues one clean item and runs it to its review card; returns the card and its Approve data. */
+async function runToCard(): Promise<{ card: SentMessage; approve: string }> {
+  const { telegram } = harness;
+  scriptCleanItem();
   telegram.pushMessage(ALICE, 'Add an average function');
   await harness.waitForMessage(/Queued #1/);
   telegram.pushMessage(ALICE, '/run');
-  const card = await telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => buttons(m).some((x) => /Approve/.test(x.text))), { what: 'the review card', timeoutMs: 60_000 });
+  const card = await waitForCard();
   return { card, approve: buttons(card).find((x) => /Approve/.test(x.text))!.callback_data };
 }
 
@@ -198,6 +211,36 @@ describe.skipIf(cannotMount !== undefined)(`a full disk under DATA_DIR${cannotMo
     await telegram.waitFor(() => /Merged/.test(cardText(card)) || undefined, { what: 'the card to show the merge' });
     expect(github.callsOf(MERGE)).toHaveLength(1);
     expect(countOf(/Merged on GitHub/)).toBe(1);
+    expect(await again.stop()).toBe(0);
+  });
+
+  it('mid-build: the agent cannot write, nothing is pushed or merged, the user is told once, and after a restart with space freed the item reaches its card', { timeout: 120_000 }, async () => {
+    const { telegram, github, dataDir } = harness;
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    let disk: { free(): void } | undefined;
+    // The disk fills while the model thinks about the first turn of the build.
+    scriptCleanItem(() => (disk ??= fillDisk(dataDir)));
+    telegram.pushMessage(ALICE, 'Add an average function');
+    await harness.waitForMessage(/Queued #1/);
+    telegram.pushMessage(ALICE, '/run');
+    // The agent's write fails, then recording its turn does: the run stops where it was last
+    // recorded, and the user hears why, once (sent directly: the outbox cannot record it).
+    const notice = await harness.waitForMessage(/could not be saved/, 'the notice that the build could not be saved');
+    expect(notice.text).toContain('the disk holding the database is full (SQLITE_FULL)');
+    await proc.waitForLine(/sent the notice directly/);
+    expect(itemState()).toBe('building');
+    expect(github.callsOf('POST /repos/{owner}/{repo}/pulls')).toHaveLength(0);
+    expect(github.callsOf(MERGE)).toHaveLength(0);
+
+    // Space freed and restarted: the item goes on from its last saved step to its card.
+    disk!.free();
+    expect(await proc.stop()).toBe(0);
+    // The interrupted build resumes by itself on start.
+    const again = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await waitForCard();
+    expect(countOf(/could not be saved/)).toBe(1);
+    expect(github.callsOf('POST /repos/{owner}/{repo}/pulls').filter((c) => c.status === 201)).toHaveLength(1);
+    expect(github.callsOf(MERGE)).toHaveLength(0);
     expect(await again.stop()).toBe(0);
   });
 });
