@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Item } from '../store/items.js';
+import { StaleLease, type Item } from '../store/items.js';
 import { describeStoreError, type Store } from '../store/open-store.js';
 import type { StageOutcome } from './build-stage.js';
 import type { ItemNotifier } from './item-events.js';
@@ -165,7 +165,8 @@ export function createRunner(deps: {
       } catch (error) {
         ilog.error({ err: error }, 'could not record the outcome of the stage; the item resumes on the next start');
         // Told once, here: nothing retries the item before the next start, so nothing repeats it.
-        notifier.notify(item, { kind: 'unrecorded', stage, reason: describeStoreError(error) });
+        // A lease taken over is not news: the worker holding it now reports the item.
+        if (!(error instanceof StaleLease)) notifier.notify(item, { kind: 'unrecorded', stage, reason: describeStoreError(error) });
         return;
       }
     }
