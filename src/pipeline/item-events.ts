@@ -20,10 +20,18 @@ export type ItemEvent =
   | { readonly kind: 'stopped' }
   /** The item waits for work handed off (a Message Batch) until `until` at the latest. */
   | { readonly kind: 'waiting'; readonly reason: string; readonly until: number }
-  | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number };
+  | { readonly kind: 'failed'; readonly reason: string; readonly itemUsd: number }
+  /**
+   * The stage's outcome could not be written (the database failed, e.g. the disk is full): the
+   * item stops where it was last recorded until the next start. `reason` is the database's error.
+   */
+  | { readonly kind: 'unrecorded'; readonly stage: string; readonly reason: string };
 
 /** The pipeline's port for telling the user what happens to their items. */
 export interface ItemNotifier {
-  /** Must not throw and must not block: delivery happens elsewhere (the outbox). */
+  /**
+   * Must not throw and must not block: delivery happens elsewhere (the outbox). A notice the
+   * outbox cannot record is sent directly instead, once and unrecorded.
+   */
   notify(item: Item, event: ItemEvent): void;
 }

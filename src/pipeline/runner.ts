@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { Item } from '../store/items.js';
-import type { Store } from '../store/open-store.js';
+import { StaleLease, type Item } from '../store/items.js';
+import { describeStoreError, type Store } from '../store/open-store.js';
 import type { StageOutcome } from './build-stage.js';
 import type { ItemNotifier } from './item-events.js';
 
@@ -164,6 +164,9 @@ export function createRunner(deps: {
         if (!settle(item, fence, stage, state, outcome, signal.aborted, ilog)) return;
       } catch (error) {
         ilog.error({ err: error }, 'could not record the outcome of the stage; the item resumes on the next start');
+        // Told once, here: nothing retries the item before the next start, so nothing repeats it.
+        // A lease taken over is not news: the worker holding it now reports the item.
+        if (!(error instanceof StaleLease)) notifier.notify(item, { kind: 'unrecorded', stage, reason: describeStoreError(error) });
         return;
       }
     }

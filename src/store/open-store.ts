@@ -75,6 +75,17 @@ export function databaseError(path: string, error: unknown): unknown {
   return problem ? new DatabaseUnusable(path, problem, code, { cause: error }) : error;
 }
 
+/**
+ * A short, user-readable account of a failed database write, for notices: a full disk is named
+ * as such (SQLite reports it as SQLITE_FULL, the file system as ENOSPC).
+ */
+export function describeStoreError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return `the disk holding the database is full (${code})`;
+  if (typeof code === 'string' && code.startsWith('SQLITE_IOERR')) return `the database could not be written (${code})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Options for `openStore`. */
 export interface StoreOptions {
   /** Clock for timestamps. @default Date.now */

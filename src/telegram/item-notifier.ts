@@ -36,6 +36,11 @@ export function itemEventText(item: Item, event: ItemEvent): string {
       return `⏹ <b>${head}</b>\nStopped. Nothing done so far is lost; /resume continues it.`;
     case 'failed':
       return `⚠️ <b>${head}</b>\nFailed: ${escapeHtml(event.reason)}\nSpent $${event.itemUsd.toFixed(2)}. Retry starts it again from where it stopped; /cancel ${item.id} drops it.`;
+    case 'unrecorded':
+      return (
+        `⚠️ <b>${head}</b>\nStopped: the result of the ${event.stage} could not be saved (${escapeHtml(event.reason)}). ` +
+        'Nothing more happens to it until nightshift is restarted; it then goes on from its last saved step. If the disk of DATA_DIR is full, free space first.'
+      );
   }
 }
 
@@ -82,6 +87,15 @@ export function createItemNotifier(deps: {
       });
   }
 
+  function sendDirectly(item: Item, event: ItemEvent): void {
+    const api = deps.api();
+    if (!api) return;
+    api
+      .sendMessage(item.chatId, splitHtml(itemEventText(item, event))[0]!, { parse_mode: 'HTML', link_preview_options: { is_disabled: true } })
+      .then(() => log.warn({ itemId: item.id, event: event.kind }, 'sent the notice directly, unrecorded: the outbox could not record it'))
+      .catch((err: unknown) => log.error({ err, itemId: item.id, event: event.kind }, 'could not send the notice directly either'));
+  }
+
   return {
     notify(item, event) {
       try {
@@ -114,6 +128,9 @@ export function createItemNotifier(deps: {
         sender.kick();
       } catch (error) {
         log.error({ err: error, itemId: item.id, event: event.kind }, 'could not notify the user');
+        // An outcome the outbox could not record (the database failed: nothing was enqueued) is
+        // still news the user must get: sent directly, once. Progress is not worth it.
+        if (event.kind !== 'started' && event.kind !== 'progress' && event.kind !== 'waiting') sendDirectly(item, event);
       }
     },
   };

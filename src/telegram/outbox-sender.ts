@@ -38,10 +38,23 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
   // In-memory backoff for failures of the outbox itself: if the database cannot record a
   // send, retrying at once would send the same message again and again.
   let stallMs = 0;
+  // Sends Telegram accepted but the database could not record (outbox id → Telegram message id):
+  // the next flush records them instead of sending them again. In memory only, so a restart
+  // while the disk is still full sends such a message once more (at-least-once, as after kill -9).
+  const unrecorded = new Map<number, number>();
+
+  // Marks the message sent, remembering the Telegram id first in case the write fails.
+  function recordSent(messageId: number, telegramMessageId: number): void {
+    unrecorded.set(messageId, telegramMessageId);
+    store.outbox.markSent(messageId, telegramMessageId);
+    unrecorded.delete(messageId);
+  }
 
   async function send(api: Api, message: OutboxMessage): Promise<void> {
     const mlog = log.child({ outboxId: message.id, chatId: message.chatId, itemId: message.itemId ?? undefined });
     const markup = message.replyMarkup === undefined ? {} : { reply_markup: message.replyMarkup as never };
+    const delivered = unrecorded.get(message.id);
+    if (delivered !== undefined) return recordSent(message.id, delivered);
     if (message.editOf !== null) return edit(api, message, markup, mlog);
     // A send the last process started and never saw the end of may have arrived. Sending it
     // again keeps it from being lost; a message with buttons says it may be a second copy.
@@ -69,7 +82,7 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
         return handleFailure(message, plainError, mlog);
       }
     }
-    store.outbox.markSent(message.id, sentId);
+    recordSent(message.id, sentId);
   }
 
   // An edit of an earlier message (a card turned into its outcome). Messages to one chat go
@@ -101,7 +114,7 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
         return handleFailure(message, error, mlog);
       }
     }
-    store.outbox.markSent(message.id, messageId);
+    recordSent(message.id, messageId);
   }
 
   function handleFailure(message: OutboxMessage, error: unknown, mlog: Logger): void {

@@ -162,6 +162,22 @@ export function rejectReasonKeyboard(buttons: readonly CardButton[]): InlineKeyb
   return { inline_keyboard: rows.filter((r) => r.length > 0) };
 }
 
+/**
+ * The outcome of an approve as a message of its own, for when the card cannot be updated (the
+ * database could not record the edit, e.g. the disk is full): the tapper still learns it once.
+ */
+export function approveOutcomeText(item: Item, outcome: ApproveOutcome): string {
+  const head = html`<b>#${item.id} ${short(item.title, 80)}</b>: `;
+  switch (outcome.kind) {
+    case 'merged':
+      return `${head}✅ <b>Merged</b> (<code>${sha7(outcome.mergeCommitSha)}</code>).`;
+    case 'head-moved':
+      return `${head}⏸ <b>Not merged</b>: the PR head moved after review; it is reviewed again.`;
+    default:
+      return head + approveNote(outcome);
+  }
+}
+
 /** What the card becomes after an approve, by outcome; `note` for the outcomes that keep it open. */
 export function approveNote(outcome: ApproveOutcome): string {
   switch (outcome.kind) {

@@ -7,7 +7,7 @@ import type { CardDesk } from '../card-desk.js';
 import type { BotContext } from '../context.js';
 import { escapeHtml, html } from '../format.js';
 import type { Respond } from '../respond.js';
-import { lessonsKeyboard, lessonsText, rejectReasonKeyboard, rejectReasonText } from '../review-card.js';
+import { approveOutcomeText, lessonsKeyboard, lessonsText, rejectReasonKeyboard, rejectReasonText } from '../review-card.js';
 
 /** The shape of a stored button's token (see `BUTTON_TOKEN_BYTES`). */
 const BUTTON_TOKEN_RE = /^[A-Za-z0-9_-]{16}$/;
@@ -65,7 +65,15 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
       case 'merge-anyway': {
         await answer(ctx, action === 'merge-anyway' ? 'Merging despite the checks…' : 'Checking and merging…');
         const outcome = await decisions.approve(card!.id, action === 'merge-anyway');
-        desk.showApproved(store.cards.get(card!.id)!, outcome);
+        try {
+          desk.showApproved(store.cards.get(card!.id)!, outcome);
+        } catch (err) {
+          // The card cannot show the outcome (the outbox could not record its edit: the disk is
+          // full). The tap was answered already, so the tapper is told once, directly; unrecorded,
+          // as nothing can be. "Try again" would be wrong: the merge may have happened.
+          ctx.log.error({ err, outcome: outcome.kind }, 'could not show the outcome of the approve on the card; telling the tapper directly');
+          await ctx.reply(approveOutcomeText(item!, outcome), { parse_mode: 'HTML' }).catch((replyErr: unknown) => ctx.log.error({ err: replyErr }, 'could not tell the tapper the outcome of the approve'));
+        }
         return;
       }
       case 'reject':
