@@ -188,9 +188,18 @@ describe.each([
       { input: { command: 'create', path: join(worktree(), 'src', 'added.js'), file_text: 'export const added = 2;\n' }, shows: /File created successfully at: src\/added\.js/ },
     ];
 
+    // The clone's git dir (config, hooks) is outside the worktree: read just before and after the plants.
+    const gitDirState = () => `${readFileSync(join(clone(), 'config'), 'utf8')}\n${existsSync(join(clone(), 'hooks')) ? hashTree(join(clone(), 'hooks')) : 'no hooks'}`;
+    const gitDir: string[] = [];
     const { proc, card } = await runToCard('Add a second export', [
-      () => tools(bash(plant)),
-      () => tools(...escapes.map((e) => edit(e.input)), ...allowed().map((a) => edit(a.input))),
+      () => {
+        gitDir.push(gitDirState());
+        return tools(bash(plant));
+      },
+      () => {
+        gitDir.push(gitDirState());
+        return tools(...escapes.map((e) => edit(e.input)), ...allowed().map((a) => edit(a.input)));
+      },
     ], { env: { NIGHTSHIFT_SANDBOX: sandbox } });
     const { github, anthropic } = harness;
     expect(github.callsOf(MERGE)).toHaveLength(0);
@@ -202,8 +211,10 @@ describe.each([
     if (sandbox === 'never') {
       for (const key of ['core.hookspath=', 'core.fsmonitor=', 'filter.x.clean=', 'core.sshcommand=', '.insteadof=', 'credential.helper=']) expect(planted!.content).toContain(key);
       expect(planted!.content).toMatch(/post-commit/);
+      expect(gitDir[1]).not.toBe(gitDir[0]);
     } else {
       expect(planted!.content).not.toContain('core.fsmonitor=');
+      expect(gitDir[1]).toBe(gitDir[0]);
     }
     // Every escape refused, with the reason; the allowed absolute paths inside worked.
     const results = resultsOfTurn(anthropic.requests, 1);
