@@ -1,3 +1,5 @@
+import { revealInvisible } from './visible-text.js';
+
 /** A repository as the domain sees it: `owner/name`. */
 export interface RepoName {
   readonly owner: string;
@@ -76,9 +78,13 @@ function editDistance(a: string, b: string): number {
 /** Maximum length of an item title, in characters. @default 80 */
 export const TITLE_MAX_CHARS = 80;
 
-/** A one-line title from the request: its first non-empty line, shortened at a word boundary. */
+/**
+ * A one-line title from the request: its first non-empty line, invisible and bidi characters
+ * shown (see revealInvisible; the title is what the user, the PR and the card read), shortened
+ * at a word boundary.
+ */
 export function titleFromRequest(text: string): string {
-  const firstLine = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  const firstLine = revealInvisible(text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '');
   const chars = [...firstLine];
   if (chars.length <= TITLE_MAX_CHARS) return firstLine;
   const cut = chars.slice(0, TITLE_MAX_CHARS - 1).join('');

@@ -1,6 +1,7 @@
 import type { InlineKeyboardButton, InlineKeyboardMarkup } from 'grammy/types';
 import { DEFER_CHOICES, DEFER_LABELS, describeWake, type DeferChoice } from '../domain/defer-until.js';
 import { SENSITIVE_LABELS, type SensitiveKind } from '../domain/change-facts.js';
+import { revealInvisible } from '../domain/visible-text.js';
 import type { ChecksState } from '../github/create-github.js';
 import type { CardFacts } from '../pipeline/card-facts.js';
 import type { ApproveOutcome } from '../pipeline/decisions.js';
@@ -17,8 +18,9 @@ export const CARD_LINE_MAX_CHARS = 90;
 /** Files listed by size on a card. @default 3 */
 export const CARD_TOP_FILES = 3;
 
+// Everything shortened is text for a decision (titles, paths, findings): nothing in it may hide.
 const shorten = (text: string, max: number): string => {
-  const chars = [...text.replace(/\s+/g, ' ').trim()];
+  const chars = [...revealInvisible(text).replace(/\s+/g, ' ').trim()];
   return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
 };
 const short = (text: string, max = CARD_LINE_MAX_CHARS): string => shorten(text, max);
