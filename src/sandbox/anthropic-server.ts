@@ -25,6 +25,7 @@
  * requests answered, in order, by the same script as a normal call.
  */
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
+import { createFaultPlan, type CallTarget } from './fault-plan.js';
 import { waitForChange } from './wait-for-change.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -193,6 +194,12 @@ export interface FakeAnthropic {
    * endpoint (or only to those of `on`), before any reply is consumed or batch created.
    */
   failNext(fault: AnthropicFault, times?: number, on?: FaultTarget): void;
+  /**
+   * Apply `fault` once, to the `target.occurrence`-th request to /v1/messages (not the batch
+   * endpoints) that `target.match` accepts, counted from now. Checked before `failNext`'s queue,
+   * and every request counts, so "the 2nd build turn" is exactly that.
+   */
+  failAt(target: CallTarget<RecordedRequest>, fault: AnthropicFault): void;
   /**
    * End batches that are in progress or canceling (@default all of them): each request is
    * answered now, in order, from the script (a canceling batch's are canceled), and the batch
@@ -380,6 +387,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const queue: ScriptedReply[] = [];
   let fallback: ((req: RecordedRequest) => FakeReply | undefined) | undefined;
   const faults: Array<{ fault: AnthropicFault; on: FaultTarget | undefined }> = [];
+  const aimed = createFaultPlan<RecordedRequest, AnthropicFault>();
   const batchCalls: RecordedRequest[] = [];
   const batches: BatchState[] = [];
   const batchFailures = new Map<string, { result: BatchRequestFailure; error: { type: string; message: string } }>();
@@ -611,7 +619,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 
   function handleMessages(res: ServerResponse, rec: RecordedRequest): void {
     checkHeaders(rec);
-    const fault = takeFault('messages', rec.stream);
+    const fault = aimed.take(rec) ?? takeFault('messages', rec.stream);
     if (fault && applyFault(fault, res, rec)) return;
     const params = validateRequest(rec.body, { countTokens: false });
     checkModel(params.model);
@@ -930,6 +938,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     },
     failNext(fault, times = 1, on) {
       for (let i = 0; i < times; i++) faults.push({ fault, on });
+    },
+    failAt(target, fault) {
+      aimed.add(target, fault);
     },
     endBatch(id) {
       const open = batches.filter((b) => b.status !== 'ended' && (id === undefined || b.id === id));
