@@ -134,6 +134,11 @@ export interface RecordedRequest {
    * nothing more was sent (status 200 if a stream had started).
    */
   outcome?: 'ok' | 'error' | 'reset' | 'stall' | 'cut';
+  /**
+   * The message answered on /v1/messages: sent in full, or for a cut or stalled stream the one
+   * it began to send (whose tool_use ids a client must never answer).
+   */
+  reply?: Message;
   /** The HTTP status sent, if any. A batch entry's is 200 if it succeeded, the error's status if it errored. */
   status?: number;
   /** Set on an entry for one request inside a Message Batch: not an HTTP request of its own. */
@@ -628,7 +633,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       // Only a stream fault on a stream gets here: the prompt was processed, the answer breaks off.
       const reply = peekReply(rec);
       const usage = applyCache(params.model, blocks, 1);
-      const { events, partialChars } = cutEvents(toMessage(reply, params.model, usage));
+      rec.reply = toMessage(reply, params.model, usage);
+      const { events, partialChars } = cutEvents(rec.reply);
       // Billed like the real API: the prompt, and whatever output was generated before the cut.
       rec.usage = { ...publicUsage(usage), output_tokens: Math.max(1, Math.ceil(partialChars / 4)) };
       rec.status = 200;
@@ -638,6 +644,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     const reply = takeReply(rec);
     const usage = applyCache(params.model, blocks, reply.outputTokens ?? estimateTokens(reply.content), now() + firstByteDelayMs);
     const message = toMessage(reply, params.model, usage);
+    rec.reply = message;
     rec.usage = publicUsage(usage);
     rec.outcome = 'ok';
     const answer = (): void => {
