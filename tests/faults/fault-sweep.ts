@@ -191,7 +191,7 @@ export async function runCase(fault: FaultCase | undefined, opts: CaseOptions = 
     scriptWatched(harness, violations);
     if (fault) aim(harness, fault);
     const user = createItemUser(harness);
-    const proc = await harness.startBot({ ...KILL_ENV });
+    const proc = await harness.startBot({ ...KILL_ENV }, { pollTimeoutMs: 120_000 });
     user.ask(FULL_ITEM_REQUEST);
     const deadline = started + (opts.deadlineMs ?? 240_000);
     for (;;) {
