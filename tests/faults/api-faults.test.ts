@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { allCases, runCase, sampleCases, sweepSummary } from './fault-sweep.js';
+import { MERGE } from './full-item.js';
 import { runSeeds } from './kill-harness.js';
 
 // I-ONCE, I-LOST, I-COST and "a half-streamed tool call is never executed" under API faults:
 // every fault kind of each service injected at a call of a full item, one fault per run.
-// `npm test` runs a seeded sample covering every kind of every service; NIGHTSHIFT_SWEEP=full
-// (the soak run) runs every (call site, fault) pair.
+// `npm test` runs a seeded sample covering every kind of every service but the stalls (each
+// costs a client's whole timeout); NIGHTSHIFT_SWEEP=full (the soak run) runs every (call site,
+// fault) pair.
 
-/** `full` sweeps every pair. @default sample */
+/** `full` sweeps every pair; `stalls` adds the stalls to the sample. @default sample */
 const FULL = process.env.NIGHTSHIFT_SWEEP === 'full';
 /** Sites per fault kind in the sample. @default 1 */
 const PER_KIND = Number(process.env.NIGHTSHIFT_SWEEP_PER_KIND ?? 1);
@@ -22,12 +24,20 @@ describe('API faults at every call site of a full item', () => {
     const baseline = await runCase(undefined);
     expect(baseline.violations).toEqual([]);
     const cases = allCases(baseline.sites);
-    const chosen = FULL ? cases : sampleCases(cases, SEED, PER_KIND);
+    // The sample's lost answer is always the merge's: the one write that must never be sent twice.
+    const lostMerge = cases.filter((c) => c.spec.kind === 'lost-answer' && c.site.name === MERGE);
+    expect(lostMerge.length).toBeGreaterThan(0);
+    const chosen = FULL ? cases : [...sampleCases(cases, SEED, PER_KIND, process.env.NIGHTSHIFT_SWEEP === 'stalls').filter((c) => c.spec.kind !== 'lost-answer'), ...lostMerge];
     console.log(`API fault sweep baseline: ${baseline.durationMs} ms, ${baseline.sites.length} call sites, ${cases.length} cases in all, running ${chosen.length}; paid ${baseline.paidTurns} ${JSON.stringify(baseline.paidBySite)}`);
     const results = await runSeeds(
       chosen.map((_, i) => i),
       PARALLEL,
-      (i) => runCase(chosen[i]!, { baselinePaidTurns: baseline.paidTurns }),
+      async (i) => {
+        const result = await runCase(chosen[i]!, { baselinePaidTurns: baseline.paidTurns });
+        // One line per case as it ends, so a run cut short still shows what it got through.
+        console.log(`  ${result.violations.length === 0 ? '✓' : '✗'} ${result.label} ${Math.round(result.durationMs / 1000)} s ${result.violations.join('; ')}`);
+        return result;
+      },
     );
     console.log(sweepSummary(results, Date.now() - started));
     expect(results.flatMap((r) => r.violations.map((v) => `${r.label}: ${v}`))).toEqual([]);

@@ -106,10 +106,13 @@ export function allCases(sites: readonly CallSite[]): FaultCase[] {
   );
 }
 
-/** A sample: for each fault kind of each service, `perKind` sites chosen by `seed`. */
-export function sampleCases(cases: readonly FaultCase[], seed: number, perKind: number): FaultCase[] {
+/**
+ * A sample: for each fault kind of each service, `perKind` sites chosen by `seed`. Stalls only
+ * with `stalls`: each costs a client's whole timeout (Anthropic 120 s, Telegram 60 s, GitHub 30 s).
+ */
+export function sampleCases(cases: readonly FaultCase[], seed: number, perKind: number, stalls = false): FaultCase[] {
   const random = seededRandom(seed);
-  return FAULTS.flatMap((spec) => {
+  return FAULTS.filter((spec) => stalls || !spec.kind.startsWith('stall')).flatMap((spec) => {
     const pool = cases.filter((c) => c.spec === spec);
     const picked: FaultCase[] = [];
     while (picked.length < Math.min(perKind, pool.length)) {
