@@ -83,7 +83,7 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
     return last?.what ?? 'none';
   };
 
-  let proc: BotProcess = await harness.startBot({ ...KILL_ENV });
+  let proc: BotProcess = await harness.startBot({ ...KILL_ENV }, { pollTimeoutMs: 60_000 });
   user.ask(FULL_ITEM_REQUEST);
   let startedAt = Date.now();
   let killAt = kills.length < opts.maxKills && opts.windowMs > 0 ? startedAt + random() * opts.windowMs : Infinity;
@@ -100,7 +100,7 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
       await proc.kill9();
       kills.push({ afterMs, state: itemState(harness), lastCall: call });
       generation += 1;
-      proc = await harness.startBot({ ...KILL_ENV });
+      proc = await harness.startBot({ ...KILL_ENV }, { pollTimeoutMs: 60_000 });
       startedAt = Date.now();
       killAt = kills.length < opts.maxKills ? startedAt + random() * opts.windowMs : Infinity;
       continue;
