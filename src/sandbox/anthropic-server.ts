@@ -25,6 +25,7 @@
  * requests answered, in order, by the same script as a normal call.
  */
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
+import { createFaultPlan, type CallTarget } from './fault-plan.js';
 import { waitForChange } from './wait-for-change.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -133,6 +134,11 @@ export interface RecordedRequest {
    * nothing more was sent (status 200 if a stream had started).
    */
   outcome?: 'ok' | 'error' | 'reset' | 'stall' | 'cut';
+  /**
+   * The message answered on /v1/messages: sent in full, or for a cut or stalled stream the one
+   * it began to send (whose tool_use ids a client must never answer).
+   */
+  reply?: Message;
   /** The HTTP status sent, if any. A batch entry's is 200 if it succeeded, the error's status if it errored. */
   status?: number;
   /** Set on an entry for one request inside a Message Batch: not an HTTP request of its own. */
@@ -193,6 +199,12 @@ export interface FakeAnthropic {
    * endpoint (or only to those of `on`), before any reply is consumed or batch created.
    */
   failNext(fault: AnthropicFault, times?: number, on?: FaultTarget): void;
+  /**
+   * Apply `fault` once, to the `target.occurrence`-th request to /v1/messages (not the batch
+   * endpoints) that `target.match` accepts, counted from now. Checked before `failNext`'s queue,
+   * and every request counts, so "the 2nd build turn" is exactly that.
+   */
+  failAt(target: CallTarget<RecordedRequest>, fault: AnthropicFault): void;
   /**
    * End batches that are in progress or canceling (@default all of them): each request is
    * answered now, in order, from the script (a canceling batch's are canceled), and the batch
@@ -380,6 +392,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const queue: ScriptedReply[] = [];
   let fallback: ((req: RecordedRequest) => FakeReply | undefined) | undefined;
   const faults: Array<{ fault: AnthropicFault; on: FaultTarget | undefined }> = [];
+  const aimed = createFaultPlan<RecordedRequest, AnthropicFault>();
   const batchCalls: RecordedRequest[] = [];
   const batches: BatchState[] = [];
   const batchFailures = new Map<string, { result: BatchRequestFailure; error: { type: string; message: string } }>();
@@ -611,7 +624,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
 
   function handleMessages(res: ServerResponse, rec: RecordedRequest): void {
     checkHeaders(rec);
-    const fault = takeFault('messages', rec.stream);
+    const fault = aimed.take(rec) ?? takeFault('messages', rec.stream);
     if (fault && applyFault(fault, res, rec)) return;
     const params = validateRequest(rec.body, { countTokens: false });
     checkModel(params.model);
@@ -620,7 +633,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       // Only a stream fault on a stream gets here: the prompt was processed, the answer breaks off.
       const reply = peekReply(rec);
       const usage = applyCache(params.model, blocks, 1);
-      const { events, partialChars } = cutEvents(toMessage(reply, params.model, usage));
+      rec.reply = toMessage(reply, params.model, usage);
+      const { events, partialChars } = cutEvents(rec.reply);
       // Billed like the real API: the prompt, and whatever output was generated before the cut.
       rec.usage = { ...publicUsage(usage), output_tokens: Math.max(1, Math.ceil(partialChars / 4)) };
       rec.status = 200;
@@ -630,6 +644,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     const reply = takeReply(rec);
     const usage = applyCache(params.model, blocks, reply.outputTokens ?? estimateTokens(reply.content), now() + firstByteDelayMs);
     const message = toMessage(reply, params.model, usage);
+    rec.reply = message;
     rec.usage = publicUsage(usage);
     rec.outcome = 'ok';
     const answer = (): void => {
@@ -930,6 +945,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     },
     failNext(fault, times = 1, on) {
       for (let i = 0; i < times; i++) faults.push({ fault, on });
+    },
+    failAt(target, fault) {
+      aimed.add(target, fault);
     },
     endBatch(id) {
       const open = batches.filter((b) => b.status !== 'ended' && (id === undefined || b.id === id));

@@ -12,6 +12,7 @@
  * two racing merge calls see each other's effect exactly as they would on GitHub (one wins).
  */
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
+import { createFaultPlan, type CallTarget } from './fault-plan.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -113,6 +114,12 @@ export interface FakeGitHub {
    * 'POST /repos/{owner}/{repo}/pulls', or '*' for every route. Unknown routes throw (typo guard).
    */
   failNext(route: string, fault: GitHubFault, times?: number): void;
+  /**
+   * Fail once the `occurrence`-th call (@default 1, counted from now) of `route` (a template
+   * from GITHUB_ROUTES; unknown ones throw) or of the calls `match` accepts. Checked before
+   * `failNext`'s queues, and every routed call counts.
+   */
+  failAt(target: { route: string; occurrence?: number } | CallTarget<RecordedGitHubCall>, fault: GitHubFault): void;
   /** Replace the check runs reported for commit `sha` (all repos). */
   setChecks(sha: string, checks: FakeCheck[]): void;
   /** Replace the commit statuses reported for commit `sha` (all repos). */
@@ -262,6 +269,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
   const checks = new Map<string, Array<FakeCheck & { id: number; at: string }>>();
   const statuses = new Map<string, Array<FakeStatus & { id: number; at: string }>>();
   const faults = new Map<string, GitHubFault[]>();
+  const aimed = createFaultPlan<RecordedGitHubCall, GitHubFault>();
   const stalled = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
   let nextPullId: number = FIRST_IDS.pull;
@@ -1112,7 +1120,7 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
       send(call, res, { status: 400, body: errorBody(400, 'Problems parsing JSON') });
       return;
     }
-    const fault = takeFault(def.route);
+    const fault = aimed.take(call) ?? takeFault(def.route);
     const ctx = {
       params,
       query: url.searchParams,
@@ -1186,6 +1194,15 @@ export async function startFakeGitHub(opts: { token?: string; login?: string; re
     get pulls(): FakePullInRepo[] {
       for (const pull of pulls) refresh(pull);
       return pulls;
+    },
+    failAt(target, fault) {
+      if ('route' in target) {
+        const { route, occurrence } = target;
+        if (!(GITHUB_ROUTES as readonly string[]).includes(route)) throw new Error(`failAt: unknown route "${route}"; known: ${GITHUB_ROUTES.join(', ')}`);
+        aimed.add({ match: (call) => call.route === route, ...(occurrence === undefined ? {} : { occurrence }) }, fault);
+      } else {
+        aimed.add(target, fault);
+      }
     },
     failNext(route, fault, times = 1) {
       if (route !== '*' && !(GITHUB_ROUTES as readonly string[]).includes(route)) {

@@ -9,6 +9,7 @@
  * way Telegram fails.
  */
 import { listenOnLoopback, shutdownServer } from './loopback-server.js';
+import { createFaultPlan, type CallTarget } from './fault-plan.js';
 import { waitForChange } from './wait-for-change.js';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -104,6 +105,12 @@ export interface FakeTelegram {
   redeliver(updateId: number): void;
   /** Fail the next `times` calls of `method` (@default 1); '*' matches every method but getUpdates. */
   failNext(method: string, fault: Fault, times?: number): void;
+  /**
+   * Fail once the `occurrence`-th call (@default 1, counted from now) of `method` (getUpdates
+   * only when named) or of the calls `match` accepts. Checked before `failNext`'s queues, and
+   * every call with the right token counts.
+   */
+  failAt(target: { method: string; occurrence?: number } | CallTarget<RecordedCall>, fault: Fault): void;
   /** Messages the bot sent (sendMessage, sendPhoto, sendDocument), optionally for one chat. */
   sent(chatId?: number): SentMessage[];
   /** The recorded calls of one method, in arrival order. */
@@ -207,6 +214,7 @@ export async function startFakeTelegram(opts: { token?: string; username?: strin
   };
 
   const faults = new Map<string, Fault[]>();
+  const aimed = createFaultPlan<RecordedCall, Fault>();
   const allUpdates = new Map<number, Update>();
   let pending: Update[] = []; // pushed but not yet confirmed by an offset, ascending ids
   let redeliveries: Update[] = [];
@@ -620,7 +628,7 @@ export async function startFakeTelegram(opts: { token?: string; username?: strin
       reply(res, 404, { ok: false, error_code: 404, description: 'Not Found: method not found' });
       return;
     }
-    const fault = takeFault(method);
+    const fault = aimed.take(calls[calls.length - 1]!) ?? takeFault(method);
     if (fault) {
       applyFault(fault, req, res);
       announce();
@@ -698,6 +706,14 @@ export async function startFakeTelegram(opts: { token?: string; username?: strin
     pushCallback,
     pushUpdate,
     redeliver,
+    failAt(target, fault) {
+      if ('method' in target) {
+        const { method, occurrence } = target;
+        aimed.add({ match: (call) => call.method === method, ...(occurrence === undefined ? {} : { occurrence }) }, fault);
+      } else {
+        aimed.add(target, fault);
+      }
+    },
     failNext(method, fault, times = 1) {
       const queue = faults.get(method) ?? [];
       for (let i = 0; i < times; i++) queue.push(fault);

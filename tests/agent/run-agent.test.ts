@@ -222,6 +222,16 @@ describe('runAgent', () => {
     expectLedgerMatchesFake();
   });
 
+  it('sends a request whose stream broke off again at once, executing nothing of the cut reply and paying for both', async () => {
+    fake.script(bashCall('step 1'), finish('Done after the cut.'));
+    fake.failAt({ match: (r) => r.body.messages.length === 3 }, { kind: 'cut-stream' });
+    fake.failAt({ match: (r) => r.body.messages.length === 1 }, { kind: 'cut-stream' });
+    expect(await runAgent(deps(), task())).toMatchObject({ kind: 'done', finalText: 'Done after the cut.', turns: 2 });
+    expect(executed.map((e) => (e.input as { command: string }).command)).toEqual(['step 1']);
+    expect(fake.requests.map((r) => r.outcome)).toEqual(['cut', 'ok', 'cut', 'ok']);
+    expectLedgerMatchesFake({ cut: true });
+  });
+
   it('resumes after a broken stream from the last completed turn, without paying for it again', async () => {
     fake.script(bashCall('step 1'), bashCall('step 2'), finish('Resumed and done.'));
     // While step 2 runs, arm the fault: the third call's stream is cut mid-message.

@@ -591,6 +591,17 @@ describe('faults', () => {
     ]);
   });
 
+  it('failAt hits the k-th request its predicate accepts, before failNext, once', async () => {
+    const ask = (text: string) => client({ maxRetries: 0 }).messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: text }] });
+    fake.onRequest(() => ({ content: [{ type: 'text', text: 'ok' }] }));
+    fake.failAt({ match: (r) => JSON.stringify(r.body).includes('target'), occurrence: 2 }, { kind: 'server-error', status: 503 });
+    await ask('target one');
+    await ask('other');
+    await rejection(ask('target two'), InternalServerError);
+    await ask('target three');
+    expect(fake.requests.map((r) => r.status)).toEqual([200, 200, 503, 200]);
+  });
+
   it('429 without retries left surfaces as RateLimitError with the headers and request id', async () => {
     fake.failNext({ kind: 'rate-limit', retryAfterMs: 1_500 });
     const err = await rejection(create(client({ maxRetries: 0 })), RateLimitError);

@@ -252,6 +252,18 @@ describe('merging', () => {
     expect(fake.callsOf(MERGE)).toHaveLength(1); // plain Octokit does not retry
   });
 
+  it('failAt fails only the named occurrence of a route, and rejects unknown routes', async () => {
+    expect(() => fake.failAt({ route: 'PUT /merge' }, { kind: 'reset' })).toThrow(/unknown route/);
+    const { pr, sha } = await openPr('feature');
+    const GET_PR = 'GET /repos/{owner}/{repo}/pulls/{pull_number}';
+    fake.failAt({ route: GET_PR, occurrence: 2 }, { kind: 'server-error', status: 503 });
+    fake.failAt({ match: (c) => c.route === MERGE && c.body?.sha === sha }, { kind: 'after', status: 502 });
+    await octokit.rest.pulls.get({ ...repo, pull_number: pr.number });
+    expect((await requestError(octokit.rest.pulls.get({ ...repo, pull_number: pr.number }))).status).toBe(503);
+    expect((await requestError(octokit.rest.pulls.merge({ ...repo, pull_number: pr.number, sha }))).status).toBe(502);
+    expect((await octokit.rest.pulls.get({ ...repo, pull_number: pr.number })).data.merged).toBe(true);
+  });
+
   it('"after" fault without status resets the connection: Octokit reports status 500 and no response', async () => {
     const { pr, sha } = await openPr('feature');
     fake.failNext(MERGE, { kind: 'after' });

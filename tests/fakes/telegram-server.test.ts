@@ -191,6 +191,16 @@ describe('faults', () => {
     expect((await grammyError(api.sendMessage(alice.id, 'a'))).error_code).toBe(502);
   });
 
+  it('failAt fails only the named occurrence of a method, counted from the call to failAt', async () => {
+    await api.sendMessage(alice.id, 'before');
+    fake.failAt({ method: 'sendMessage', occurrence: 2 }, { kind: 'server-error', status: 502 });
+    fake.failNext('sendMessage', { kind: 'rate-limit', retryAfter: 3 });
+    expect((await grammyError(api.sendMessage(alice.id, 'a'))).error_code).toBe(429);
+    expect((await grammyError(api.sendMessage(alice.id, 'b'))).error_code).toBe(502);
+    await api.sendMessage(alice.id, 'c');
+    expect(fake.sent().map((m) => m.text)).toEqual(['before', 'c']);
+  });
+
   it('resets the connection, which grammY reports as HttpError', async () => {
     fake.failNext('sendMessage', { kind: 'reset' });
     await expect(api.sendMessage(alice.id, 'a')).rejects.toBeInstanceOf(HttpError);

@@ -1,7 +1,7 @@
-import { RESENT_AFTER_RESTART_NOTE } from '../../src/telegram/messages.js';
-import { ALICE, type BotProcess } from '../helpers/bot-process.js';
+import type { BotProcess } from '../helpers/bot-process.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
-import { buttonsOf, callSiteOf, cardHead, CREATE_PR, FULL_ITEM_FILES, FULL_ITEM_REQUEST, isCard, MERGE, scriptFullItem } from './full-item.js';
+import { callSiteOf, FULL_ITEM_FILES, FULL_ITEM_REQUEST, scriptFullItem } from './full-item.js';
+import { createItemUser, isItemFinished, itemState, itemViolations, tallyItem, type ItemTally } from './item-run.js';
 
 // The kill harness: the real process takes one full item from the queued message to a merge
 // (build → review with a finding → triage → fix → review → card → Approve → merge) while it is
@@ -19,24 +19,12 @@ export interface Kill {
 }
 
 /** What one seed did and which invariants it broke. */
-export interface SeedResult {
+export interface SeedResult extends ItemTally {
   readonly seed: number;
   readonly kills: readonly Kill[];
   readonly durationMs: number;
   /** Calls to the fakes, Telegram's polls left out. */
   readonly calls: number;
-  readonly finalState: string;
-  readonly prs: number;
-  readonly mergeCalls: number;
-  /** Review cards delivered, per short head SHA (not counting `resentCards`). */
-  readonly cardsPerHead: Readonly<Record<string, number>>;
-  /** Cards sent again, marked so, because a kill came while Telegram had the send in hand. */
-  readonly resentCards: number;
-  /** Model calls answered in full (what Anthropic bills), by call site. */
-  readonly paidTurns: number;
-  readonly paidBySite: Readonly<Record<string, number>>;
-  /** Model calls the ledger recorded. */
-  readonly ledgerCalls: number;
   /** Each broken invariant, in words; empty when all held. */
   readonly violations: string[];
   /** The processes' warnings and errors (and the last lines of each), to explain a violation. */
@@ -92,34 +80,8 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   const started = Date.now();
   const kills: Kill[] = [];
   const violations: string[] = [];
-  const itemState = () => harness.query((d) => (d.prepare('SELECT state FROM items WHERE id = 1').pluck().get() as string | undefined) ?? 'none', 'none');
-
-  // The user: asks once, presses /run when the item waits in the queue after a start, and taps
-  // Approve on every card it sees (again after a restart if the card still asks).
-  const cards = new Map<number, { head: string; approve: string; resent: boolean }>();
-  const tapped = new Map<number, number>();
-  let runSentFor = -1;
+  const user = createItemUser(harness);
   let generation = 0;
-  const act = () => {
-    for (const m of telegram.sent(ALICE.id)) {
-      if (!cards.has(m.message_id) && isCard(m)) {
-        cards.set(m.message_id, { head: cardHead(m), approve: buttonsOf(m).find((b) => /Approve/.test(b.text))!.callback_data, resent: m.text.includes(RESENT_AFTER_RESTART_NOTE) });
-      }
-    }
-    const state = itemState();
-    if (state === 'queued' && runSentFor !== generation) {
-      runSentFor = generation;
-      telegram.pushMessage(ALICE, '/run');
-    }
-    for (const [messageId, card] of cards) {
-      const current = telegram.sent(ALICE.id).find((m) => m.message_id === messageId);
-      const stillAsks = current !== undefined && buttonsOf(current).some((b) => /Approve/.test(b.text));
-      if (stillAsks && state === 'ready' && (tapped.get(messageId) ?? -1) < generation) {
-        tapped.set(messageId, generation);
-        telegram.pushCallback(ALICE, { message_id: messageId, chat_id: ALICE.id }, card.approve);
-      }
-    }
-  };
   const lastCall = () => {
     const last = [
       ...anthropic.requests.slice(-1).map((r) => ({ at: r.at, what: `anthropic ${callSiteOf(r)}` })),
@@ -128,16 +90,15 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
     ].sort((a, b) => b.at - a.at)[0];
     return last?.what ?? 'none';
   };
-  const finished = () => itemState() === 'merged' && github.callsOf('DELETE /repos/{owner}/{repo}/git/refs/{ref}').some((c) => c.status < 300);
 
   const procs: BotProcess[] = [];
   const start = async () => {
-    const p = await harness.startBot({ ...KILL_ENV });
+    const p = await harness.startBot({ ...KILL_ENV }, { pollTimeoutMs: 60_000 });
     procs.push(p);
     return p;
   };
   let proc = await start();
-  telegram.pushMessage(ALICE, FULL_ITEM_REQUEST);
+  user.ask(FULL_ITEM_REQUEST);
   let startedAt = Date.now();
   const callCount = () => anthropic.requests.length + github.calls.length + telegram.calls.filter((c) => c.method !== 'getUpdates').length;
   // The next kill: after call number `killAfter`, plus a delay drawn when that call arrives.
@@ -146,10 +107,10 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   let killAfter = nextKill();
   let killAt = Infinity;
   for (;;) {
-    act();
-    if (finished()) break;
+    user.act(generation);
+    if (isItemFinished(harness)) break;
     if (Date.now() > deadline) {
-      violations.push(`stuck: the item is ${itemState()} after ${Math.round((Date.now() - started) / 1000)} s`);
+      violations.push(`stuck: the item is ${itemState(harness)} after ${Math.round((Date.now() - started) / 1000)} s`);
       break;
     }
     if (killAt === Infinity && callCount() >= killAfter) killAt = Date.now() + random() * 100;
@@ -157,7 +118,7 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
       const afterMs = Date.now() - startedAt;
       const call = lastCall();
       await proc.kill9();
-      kills.push({ afterMs, state: itemState(), lastCall: call });
+      kills.push({ afterMs, state: itemState(harness), lastCall: call });
       generation += 1;
       proc = await start();
       startedAt = Date.now();
@@ -171,35 +132,10 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
   const exit = await proc.stop();
   if (exit !== 0) violations.push(`the last process exited with ${exit} on SIGTERM`);
 
-  const finalState = itemState();
-  const prs = github.pulls.length;
-  const mergeCalls = github.callsOf(MERGE).length;
-  const cardsPerHead: Record<string, number> = {};
-  // A card sent again because a kill left its send unclear says so; it is counted apart.
-  for (const { head, resent } of cards.values()) if (!resent) cardsPerHead[head] = (cardsPerHead[head] ?? 0) + 1;
-  const resentCards = [...cards.values()].filter((c) => c.resent).length;
-  const paid = anthropic.requests.filter((r) => r.outcome === 'ok');
-  const paidBySite: Record<string, number> = {};
-  for (const r of paid) paidBySite[callSiteOf(r)] = (paidBySite[callSiteOf(r)] ?? 0) + 1;
-  const ledgerCalls = harness.query((d) => d.prepare('SELECT count(*) FROM llm_calls').pluck().get() as number, 0);
-  const stuck = harness.query(
-    (d) => d.prepare("SELECT id, state FROM items WHERE state NOT IN ('merged', 'rejected', 'cancelled')").all() as Array<{ id: number; state: string }>,
-    [],
-  );
-
-  if (finalState !== 'merged' && violations.length === 0) violations.push(`the item ended ${finalState}, not merged`);
-  if (prs !== 1) violations.push(`${prs} PRs (${github.callsOf(CREATE_PR).length} create calls)`);
-  if (mergeCalls > 1) violations.push(`${mergeCalls} merge calls`);
-  for (const [head, n] of Object.entries(cardsPerHead)) if (n !== 1) violations.push(`${n} cards for head ${head}`);
-  if (Object.keys(cardsPerHead).length === 0) violations.push('no review card');
-  if (resentCards > kills.length) violations.push(`${resentCards} cards sent again after restarts, more than the ${kills.length} kills`);
-  for (const s of stuck) violations.push(`item #${s.id} left ${s.state}`);
-  if (opts.baselinePaidTurns !== undefined && paid.length > opts.baselinePaidTurns + kills.length) {
-    violations.push(`${paid.length} paid model calls, more than ${opts.baselinePaidTurns} + ${kills.length} kills`);
-  }
-  if (ledgerCalls > paid.length) violations.push(`the ledger has ${ledgerCalls} calls for ${paid.length} paid`);
+  const tally = tallyItem(harness, user);
+  violations.push(...itemViolations(harness, tally, { maxMergeCalls: 1, baselinePaidTurns: opts.baselinePaidTurns, extraPaid: kills.length, why: 'kills', crashes: kills.length }));
   const log = procs.flatMap((p, i) => [`-- process ${i + 1}`, ...p.lines.filter((l) => /"level":(40|50|60)/.test(l)), ...p.lines.slice(-5)]);
-  return { seed: opts.seed, calls: callCount(), kills, durationMs: Date.now() - started, finalState, prs, mergeCalls, cardsPerHead, resentCards, paidTurns: paid.length, paidBySite, ledgerCalls, violations, log };
+  return { seed: opts.seed, kills, durationMs: Date.now() - started, calls: callCount(), ...tally, violations, log };
 }
 
 /** Runs `run` for each seed, `parallel` at a time, and returns the results in seed order. */

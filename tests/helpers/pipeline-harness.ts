@@ -16,8 +16,11 @@ export interface PipelineHarness {
   readonly github: FakeGitHub;
   readonly bare: BareRepo;
   readonly dataDir: string;
-  /** Starts `node dist/main.js` on the fakes (repo `me/app`) and waits until it polls. */
-  startBot(overrides?: Record<string, string>): Promise<BotProcess>;
+  /**
+   * Starts `node dist/main.js` on the fakes (repo `me/app`) and waits until it polls, at most
+   * `pollTimeoutMs` (@default 30000; a fault on a start-up call makes the first poll late).
+   */
+  startBot(overrides?: Record<string, string>, opts?: { pollTimeoutMs?: number }): Promise<BotProcess>;
   /** Waits for a message to Alice matching `pattern`. */
   waitForMessage(pattern: RegExp, what?: string): Promise<SentMessage>;
   /** Reads the bot's database read-only; `fallback` before the database exists. */
@@ -40,7 +43,7 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
     github,
     bare,
     dataDir,
-    async startBot(overrides = {}) {
+    async startBot(overrides = {}, opts = {}) {
       const proc = startBotProcess(
         botEnv(telegram.apiRoot, dataDir, { ANTHROPIC_BASE_URL: anthropic.baseUrl, GITHUB_API_URL: github.baseUrl, GITHUB_SERVER_URL: bare.serverUrl, NIGHTSHIFT_REPOS: 'me/app', ...overrides }),
       );
@@ -50,7 +53,7 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
       void proc.exited.then((code) => (exited = code));
       // A process that dies on the way says why; a slow start on a busy machine is waited for.
       await telegram
-        .waitFor(() => exited !== undefined || telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll', timeoutMs: 30_000 })
+        .waitFor(() => exited !== undefined || telegram.callsOf('getUpdates').length > polls, { what: 'the bot to poll', timeoutMs: opts.pollTimeoutMs ?? 30_000 })
         .catch((error: Error) => {
           throw new Error(`${error.message}\nbot output:\n${proc.lines.slice(-20).join('\n')}`);
         });
