@@ -6,6 +6,7 @@ import type { Card, CardButton, Decider } from '../store/cards.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import type { Workspace } from '../workspace/create-workspace.js';
+import { isTapOn } from '../store/outbox.js';
 
 /** How GitHub merges an approved PR. */
 export type MergeMethod = 'merge' | 'squash' | 'rebase';
@@ -147,7 +148,7 @@ export function createDecisions(deps: DecisionsDeps) {
     const button = store.cards.button(token);
     if (!button) return { kind: 'refused', why: 'This button is not valid.' };
     const message = button.outboxId === null ? undefined : store.outbox.get(button.outboxId);
-    if (!message || message.chatId !== origin.chatId || message.telegramMessageId !== origin.messageId) {
+    if (!message || !isTapOn(message, origin.chatId, origin.messageId)) {
       return { kind: 'refused', why: 'This button does not belong to this message.' };
     }
     const card = button.cardId === null ? undefined : store.cards.get(button.cardId);

@@ -4,6 +4,7 @@ import type { Decider } from '../store/cards.js';
 import type { Item } from '../store/items.js';
 import type { Store } from '../store/open-store.js';
 import { parseSizeReport, type SizeReport, type SizingOutcome } from './sizing.js';
+import { isTapOn } from '../store/outbox.js';
 
 /** First wait before a failed sizing call is tried again; doubles with each counted failure. @default 30000 */
 export const SIZING_RETRY_BASE_MS = 30_000;
@@ -251,7 +252,7 @@ export function createSizer(deps: SizerDeps) {
       const button = store.cards.button(token);
       if (!button || button.cardId !== null || !isSizingAction(button.action)) return { kind: 'refused', why: 'This button is not valid.' };
       const message = button.outboxId === null ? undefined : store.outbox.get(button.outboxId);
-      if (!message || message.chatId !== origin.chatId || message.telegramMessageId !== origin.messageId) {
+      if (!message || !isTapOn(message, origin.chatId, origin.messageId)) {
         return { kind: 'refused', why: 'This button does not belong to this message.' };
       }
       const outboxId = button.outboxId!;

@@ -350,6 +350,9 @@ export const MIGRATIONS: readonly string[] = [
   -- Telegram, cleared by its outcome. Still set at the next start means the process died with
   -- the call in flight, so Telegram may or may not have the message.
   ALTER TABLE outbox ADD COLUMN sending_at INTEGER;
+  -- 1 when the message was sent again because of that: an earlier copy may be in the chat, so
+  -- its buttons' taps come from a message id before the recorded one.
+  ALTER TABLE outbox ADD COLUMN resent INTEGER NOT NULL DEFAULT 0;
   `,
 ];
 

@@ -18,6 +18,17 @@ export interface OutboxMessage {
    * died with the call in flight, so Telegram may already have shown it.
    */
   readonly sendingAt: number | null;
+  /** Sent again after such a crash: an earlier copy may be in the chat, above the recorded one. */
+  readonly resent: boolean;
+}
+
+/**
+ * Whether a tap from Telegram message `messageId` in `chatId` is on `message`: its recorded
+ * message, or, when it was sent again after a crash mid-send, an earlier copy of it above.
+ */
+export function isTapOn(message: OutboxMessage & { telegramMessageId: number | null }, chatId: number, messageId: number): boolean {
+  if (message.chatId !== chatId || message.telegramMessageId === null) return false;
+  return message.telegramMessageId === messageId || (message.resent && messageId < message.telegramMessageId);
 }
 
 /** What to enqueue. */
@@ -40,6 +51,7 @@ const outboxRow = z.object({
   created_at: z.number(),
   edit_of: z.number().nullable(),
   sending_at: z.number().nullable(),
+  resent: z.number().int(),
 });
 
 function toMessage(row: unknown): OutboxMessage {
@@ -54,6 +66,7 @@ function toMessage(row: unknown): OutboxMessage {
     createdAt: r.created_at,
     editOf: r.edit_of,
     sendingAt: r.sending_at,
+    resent: r.resent === 1,
   };
 }
 
@@ -88,7 +101,7 @@ export function createOutbox(db: Database, now: () => number) {
   );
   const byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
   const updatePending = db.prepare(`UPDATE outbox SET text = ? WHERE id = ? AND status = 'pending'`);
-  const sending = db.prepare(`UPDATE outbox SET sending_at = ? WHERE id = ? AND status = 'pending'`);
+  const sending = db.prepare(`UPDATE outbox SET sending_at = ?, resent = max(resent, ?) WHERE id = ? AND status = 'pending'`);
   const byTelegramId = db.prepare(
     'SELECT id, item_id FROM outbox WHERE chat_id = ? AND telegram_message_id = ? AND edit_of IS NULL ORDER BY id DESC LIMIT 1',
   );
@@ -119,9 +132,9 @@ export function createOutbox(db: Database, now: () => number) {
     nextDueAt(): number | undefined {
       return (nextDue.get() as { at: number | null }).at ?? undefined;
     },
-    /** Records that a send of the message starts now (see `OutboxMessage.sendingAt`). */
-    markSending(id: number): void {
-      sending.run(now(), id);
+    /** Records that a send of the message starts now (see `OutboxMessage.sendingAt`); `resent` when it may be a second copy. */
+    markSending(id: number, resent = false): void {
+      sending.run(now(), resent ? 1 : 0, id);
     },
     markSent(id: number, telegramMessageId: number): void {
       sent.run(telegramMessageId, now(), id);

@@ -64,7 +64,7 @@ export function createOutboxSender(deps: { store: Store; log: Logger; now?: () =
       const noted = `${text}\n\n${RESENT_AFTER_RESTART_NOTE}`;
       if (message.replyMarkup !== undefined && noted.length <= TELEGRAM_TEXT_LIMIT) text = noted;
     }
-    store.outbox.markSending(message.id);
+    store.outbox.markSending(message.id, message.sendingAt !== null);
     let sentId: number;
     try {
       sentId = (await api.sendMessage(message.chatId, text, { parse_mode: 'HTML', link_preview_options: { is_disabled: true }, ...markup }, signal))

@@ -20,7 +20,8 @@ export interface ItemUser {
   /**
    * Looks at the chat once and acts: presses /run when the item waits in the queue (once per
    * process generation), taps Approve on every card that still asks while the item is ready
-   * (again after a restart, `generation` being the number of restarts so far).
+   * (again after a restart, `generation` being the number of restarts so far, or after the card
+   * was edited).
    */
   act(generation: number): void;
   /**
@@ -36,7 +37,8 @@ export interface ItemUser {
 export function createItemUser(harness: PipelineHarness): ItemUser & { ask(text: string): void } {
   const { telegram } = harness;
   const cards = new Map<number, { head: string; approve: string; resent: boolean }>();
-  const tapped = new Map<number, number>();
+  // Per card message: the generation and the number of edits it had when last tapped.
+  const tapped = new Map<number, { generation: number; edits: number }>();
   let taps = 0;
   let runSentFor = -1;
   return {
@@ -59,8 +61,11 @@ export function createItemUser(harness: PipelineHarness): ItemUser & { ask(text:
       for (const [messageId, card] of cards) {
         const current = telegram.sent(ALICE.id).find((m) => m.message_id === messageId);
         const stillAsks = current !== undefined && buttonsOf(current).some((b) => /Approve/.test(b.text));
-        if (stillAsks && state === 'ready' && (tapped.get(messageId) ?? -1) < generation) {
-          tapped.set(messageId, generation);
+        const last = tapped.get(messageId);
+        // Like a person: tap a card that asks, and again after a restart or once the card changed
+        // (e.g. "decide again" after a restart cut a decision short).
+        if (stillAsks && state === 'ready' && (!last || last.generation < generation || current.edits.length > last.edits)) {
+          tapped.set(messageId, { generation, edits: current.edits.length });
           taps += 1;
           telegram.pushCallback(ALICE, { message_id: messageId, chat_id: ALICE.id }, card.approve);
         }

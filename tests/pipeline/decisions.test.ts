@@ -182,6 +182,22 @@ describe('tap', () => {
     expect(cardOf(shown).status).toBe('open');
   });
 
+  it('takes a tap on the earlier copy of a card sent again after a crash mid-send, and nowhere else', () => {
+    const shown = showCard();
+    const approve = shown.token('approve');
+    expect(h.decisions.tap(approve, { ...shown.at, messageId: shown.at.messageId - 1, by: ALICE })).toMatchObject({ kind: 'refused', why: expect.stringMatching(/does not belong/) });
+    // The same buttons on a row that was sent again: a copy may be above it, at any earlier id.
+    const [outboxId] = h.store.outbox.enqueue({ chatId: CHAT, text: 'card again' });
+    h.store.outbox.markSending(outboxId!, true);
+    const messageId = nextMessageId++;
+    h.store.outbox.markSent(outboxId!, messageId);
+    h.store.cards.attachButtons([approve], outboxId!);
+    expect(h.decisions.tap(approve, { chatId: 999, messageId: messageId - 1, by: ALICE }).kind).toBe('refused');
+    expect(h.decisions.tap(approve, { chatId: CHAT, messageId: messageId + 1, by: ALICE }).kind).toBe('refused');
+    expect(h.decisions.tap(approve, { chatId: CHAT, messageId: shown.at.messageId, by: ALICE }).kind).toBe('ok');
+    expect(cardOf(shown).status).toBe('deciding');
+  });
+
   it('refuses a real token tapped under another message, in another chat, or never sent', () => {
     const shown = showCard();
     const other = sendMessage([]);
