@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { reportFigures } from './fault-report.js';
 import { allCases, runCase, sampleCases, sweepSummary } from './fault-sweep.js';
 import { MERGE } from './full-item.js';
 import { runSeeds } from './kill-harness.js';
@@ -39,7 +40,17 @@ describe('API faults at every call site of a full item', () => {
         return result;
       },
     );
-    console.log(sweepSummary(results, Date.now() - started));
+    const summary = sweepSummary(results, Date.now() - started);
+    console.log(summary);
+    const sites = new Set(results.map((r) => `${r.site.service} ${r.site.name}#${r.site.occurrence}`));
+    reportFigures({
+      suite: FULL ? 'API faults (every site × kind)' : 'API faults (sample)',
+      runs: results.length,
+      injected: results.length,
+      violations: results.filter((r) => r.violations.length > 0).length,
+      durationMs: Date.now() - started,
+      details: [`${sites.size} call sites of ${baseline.sites.length}, ${(results.length / Math.max(1, sites.size)).toFixed(1)} faults per site`, ...summary.split('\n').slice(1, 3).map((l) => l.trim())],
+    });
     expect(results.flatMap((r) => r.violations.map((v) => `${r.label}: ${v}`))).toEqual([]);
   });
 });

@@ -20,6 +20,10 @@ const run = spawnSync('npx', ['vitest', 'run', 'tests/faults/kill.test.ts', 'tes
     ...process.env,
     NIGHTSHIFT_KILL_SEEDS: process.env.NIGHTSHIFT_KILL_SEEDS ?? String(SOAK_KILL_SEEDS),
     NIGHTSHIFT_SWEEP: 'full',
+    // Most of a run is waiting (GitHub's pacing of writes, timeouts of stalled calls): six at a
+    // time in each of the two files keeps two cores busy without starving the processes.
+    NIGHTSHIFT_KILL_PARALLEL: process.env.NIGHTSHIFT_KILL_PARALLEL ?? '6',
+    NIGHTSHIFT_SWEEP_PARALLEL: process.env.NIGHTSHIFT_SWEEP_PARALLEL ?? '6',
     NIGHTSHIFT_FAULT_REPORT: report,
   },
 });
