@@ -43,8 +43,14 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * The most model calls in flight at once (NIGHTSHIFT_REVIEW_CONCURRENCY's default): a kill can
+ * lose each of them, paid but unrecorded, so a seed may pay this many more calls per kill.
+ */
+export const IN_FLIGHT_MAX = 3;
+
 /** The environment every run of the harness uses. */
-export const KILL_ENV: Readonly<Record<string, string>> = { NIGHTSHIFT_DRIFT_EVERY: '0', LOG_LEVEL: 'info' };
+export const KILL_ENV: Readonly<Record<string, string>> = { NIGHTSHIFT_DRIFT_EVERY: '0', LOG_LEVEL: process.env.NIGHTSHIFT_KILL_LOG_LEVEL ?? 'info' };
 
 export interface SeedOptions {
   readonly seed: number;
@@ -58,7 +64,7 @@ export interface SeedOptions {
   readonly baselineCalls: number;
   /** The seed fails as stuck after this long. @default 120 s */
   readonly deadlineMs?: number;
-  /** Paid model calls of a run without kills; the seed may pay at most one more per kill. */
+  /** Paid model calls of a run without kills; the seed may pay at most `IN_FLIGHT_MAX` more per kill. */
   readonly baselinePaidTurns?: number;
 }
 
@@ -127,14 +133,14 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
       continue;
     }
     // A poll of what the user and the fakes can see; every check above is an event to wait for.
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const exit = await proc.stop();
   if (exit !== 0) violations.push(`the last process exited with ${exit} on SIGTERM`);
 
   const tally = tallyItem(harness, user);
-  violations.push(...itemViolations(harness, tally, { maxMergeCalls: 1, baselinePaidTurns: opts.baselinePaidTurns, extraPaid: kills.length, why: 'kills', crashes: kills.length }));
-  const log = procs.flatMap((p, i) => [`-- process ${i + 1}`, ...p.lines.filter((l) => /"level":(40|50|60)/.test(l)), ...p.lines.slice(-5)]);
+  violations.push(...itemViolations(harness, tally, { maxMergeCalls: 1, baselinePaidTurns: opts.baselinePaidTurns, extraPaid: kills.length * IN_FLIGHT_MAX, why: `kills × ${IN_FLIGHT_MAX} calls in flight`, crashes: kills.length }));
+  const log = procs.flatMap((p, i) => [`-- process ${i + 1}`, ...p.lines.filter((l) => /"level":(40|50|60)/.test(l)), ...p.lines.slice(process.env.NIGHTSHIFT_KILL_LOG_LEVEL ? -400 : -5)]);
   return { seed: opts.seed, kills, durationMs: Date.now() - started, calls: callCount(), ...tally, violations, log };
 }
 

@@ -37,6 +37,7 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
   const github = await startFakeGitHub({ token: CANARY.githubToken, repos: [bare] });
   const dataDir = tempDir();
   const procs: BotProcess[] = [];
+  let reader: Database.Database | undefined;
   return {
     telegram,
     anthropic,
@@ -64,16 +65,18 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
       return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 60_000 });
     },
     query(read, fallback) {
-      const path = join(dataDir, DATABASE_FILE);
-      if (!existsSync(path)) return fallback;
-      const db = new Database(path, { readonly: true });
-      try {
-        return read(db);
-      } finally {
-        db.close();
+      // One read-only connection, kept: the fault harnesses read the item's state every few
+      // milliseconds, and opening the database each time cost more CPU than the bot itself.
+      if (!reader) {
+        const path = join(dataDir, DATABASE_FILE);
+        if (!existsSync(path)) return fallback;
+        reader = new Database(path, { readonly: true });
       }
+      return read(reader);
     },
     async close() {
+      reader?.close();
+      reader = undefined;
       await Promise.all(procs.splice(0).map((p) => p.kill9()));
       await Promise.all([telegram.close(), anthropic.close(), github.close()]);
     },
