@@ -12,10 +12,11 @@ export const STREAM_RETRY_DELAY_MS = 1_000;
 /**
  * The Anthropic Messages API as a `ModelClient`. Requests stream (the API requires it for large
  * `max_tokens`); the SDK retries 429, 5xx, 529 and connection errors before the stream starts.
- * A stream that breaks or stalls midway is a transport error too, so it is sent again once here
- * (when `maxRetries` > 0) instead of failing the stage into a minute-long backoff; its partial
- * content is never returned, so a half-streamed tool call can never be executed. The broken
- * attempt was billed: its usage is added to the answer's (or to the final PartialCallError's).
+ * A stream that breaks or stalls midway, or a request that gets no answer at all for
+ * `idleTimeoutMs`, is a transport error too, so it is sent again once here (when `maxRetries` >
+ * 0) instead of failing the stage into a minute-long backoff; partial content is never
+ * returned, so a half-streamed tool call can never be executed. A broken stream was billed: its
+ * usage is added to the answer's (or to the final PartialCallError's).
  * Only once, because one admission to the budget covers the whole call: a second paid attempt
  * stays within the "one call's worst case" that I-COST allows.
  */
@@ -24,6 +25,8 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
   const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries });
   const idleTimeoutMs = options.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
   const streamRetryDelayMs = options.streamRetryDelayMs ?? STREAM_RETRY_DELAY_MS;
+  // Errors of requests the idle watchdog aborted before anything streamed (nothing was billed).
+  const unanswered = new WeakSet<object>();
   const once = async (request: ModelRequest): Promise<ModelResponse> => {
     const idle = new AbortController();
     const onAbort = () => idle.abort(request.signal?.reason);
@@ -61,6 +64,7 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
         const outputTokens = Math.max(usage.outputTokens, Math.ceil(streamedChars / 3));
         throw new PartialCallError(started.model, { ...usage, outputTokens }, error);
       }
+      if (idle.signal.aborted && !request.signal?.aborted && error instanceof Object) unanswered.add(error);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -69,15 +73,17 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
   };
   return {
     async complete(request: ModelRequest): Promise<ModelResponse> {
-      let broken: PartialCallError;
+      let first: unknown;
       try {
         return await once(request);
       } catch (error) {
-        if (!(error instanceof PartialCallError) || maxRetries === 0 || request.signal?.aborted) throw error;
-        broken = error;
+        if (!(error instanceof PartialCallError || unanswered.has(error as object)) || maxRetries === 0 || request.signal?.aborted) throw error;
+        first = error;
       }
       await new Promise((resolve) => setTimeout(resolve, streamRetryDelayMs));
-      if (request.signal?.aborted) throw broken;
+      if (request.signal?.aborted) throw first;
+      if (!(first instanceof PartialCallError)) return once(request);
+      const broken = first;
       try {
         const response = await once(request);
         return { ...response, usage: addUsage(response.usage, broken.usage) };

@@ -232,6 +232,16 @@ describe('runAgent', () => {
     expectLedgerMatchesFake({ cut: true });
   });
 
+  it('sends a request that got no answer at all again once, after the idle timeout', async () => {
+    fake.script(bashCall('step 1'), finish('Done after the stall.'));
+    fake.failAt({ match: (r) => r.body.messages.length === 3 }, { kind: 'stall' });
+    const model = createAnthropicClient({ apiKey: fake.apiKey, baseUrl: fake.baseUrl, maxRetries: 2, idleTimeoutMs: 300, streamRetryDelayMs: 0 });
+    expect(await runAgent({ ...deps(), model }, task())).toMatchObject({ kind: 'done', finalText: 'Done after the stall.', turns: 2 });
+    expect(executed).toHaveLength(1);
+    expect(fake.requests.map((r) => r.outcome)).toEqual(['ok', 'stall', 'ok']);
+    expectLedgerMatchesFake();
+  });
+
   it('resumes after a broken stream from the last completed turn, without paying for it again', async () => {
     fake.script(bashCall('step 1'), bashCall('step 2'), finish('Resumed and done.'));
     // While step 2 runs, arm the fault: the third call's stream is cut mid-message.

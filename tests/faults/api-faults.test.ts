@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { reportFigures } from './fault-report.js';
-import { allCases, runCase, sampleCases, sweepSummary } from './fault-sweep.js';
+import { allCases, runCase, sampleCases, siteLabel, sweepSummary } from './fault-sweep.js';
 import { MERGE } from './full-item.js';
 import { runSeeds } from './kill-harness.js';
 
@@ -18,6 +18,8 @@ const PER_KIND = Number(process.env.NIGHTSHIFT_SWEEP_PER_KIND ?? 1);
 const SEED = Number(process.env.NIGHTSHIFT_SWEEP_SEED ?? 7);
 /** Cases run at once: most of a case's time is spent waiting (GitHub's pacing, backoffs). @default 4 */
 const PARALLEL = Number(process.env.NIGHTSHIFT_SWEEP_PARALLEL ?? 4);
+/** Only the cases whose label ("anthropic build#1 stall") matches this regular expression, to run one failing case again. */
+const ONLY = process.env.NIGHTSHIFT_SWEEP_ONLY ? new RegExp(process.env.NIGHTSHIFT_SWEEP_ONLY) : undefined;
 
 describe('API faults at every call site of a full item', () => {
   it(FULL ? 'holds the invariants for every (call site, fault) pair' : 'holds the invariants for a seeded sample of every fault kind', { timeout: FULL ? 30 * 60_000 : 10 * 60_000 }, async () => {
@@ -28,7 +30,7 @@ describe('API faults at every call site of a full item', () => {
     // The sample's lost answer is always the merge's: the one write that must never be sent twice.
     const lostMerge = cases.filter((c) => c.spec.kind === 'lost-answer' && c.site.name === MERGE);
     expect(lostMerge.length).toBeGreaterThan(0);
-    const chosen = FULL ? cases : [...sampleCases(cases, SEED, PER_KIND, process.env.NIGHTSHIFT_SWEEP === 'stalls').filter((c) => c.spec.kind !== 'lost-answer'), ...lostMerge];
+    const chosen = ONLY ? cases.filter((c) => ONLY.test(`${siteLabel(c.site)} ${c.spec.kind}`)) : FULL ? cases : [...sampleCases(cases, SEED, PER_KIND, process.env.NIGHTSHIFT_SWEEP === 'stalls').filter((c) => c.spec.kind !== 'lost-answer'), ...lostMerge];
     console.log(`API fault sweep baseline: ${baseline.durationMs} ms, ${baseline.sites.length} call sites, ${cases.length} cases in all, running ${chosen.length}; paid ${baseline.paidTurns} ${JSON.stringify(baseline.paidBySite)}`);
     const results = await runSeeds(
       chosen.map((_, i) => i),
