@@ -212,6 +212,9 @@ export function createCardDesk(deps: CardDeskDeps) {
     sender.kick();
   }
 
+  // The start-up reconcile, while it runs.
+  let startup: Promise<void> = Promise.resolve();
+
   /** Shows what decisions settled by `decisions.reconcile` ended in. */
   async function settle(opts: { olderThanMs?: number } = {}): Promise<void> {
     for (const { card, outcome } of await deps.decisions.reconcile(opts)) {
@@ -283,7 +286,17 @@ export function createCardDesk(deps: CardDeskDeps) {
     },
 
     /** After a restart: settles decisions a crash interrupted, then shows what they ended in. */
-    reconcile: () => settle(),
+    reconcile(): Promise<void> {
+      startup = settle();
+      return startup;
+    },
+
+    /**
+     * Resolves once the start-up `reconcile` is done (at once without one). A tap waits for it:
+     * a decision the last process died in is given back first, so the tap is not refused as
+     * "already being handled" by work that is no longer running.
+     */
+    settledAtStart: (): Promise<void> => startup.then(() => undefined, () => undefined),
 
     /** Shows an approve's outcome on the card. */
     showApproved,

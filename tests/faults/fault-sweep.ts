@@ -77,6 +77,10 @@ const anthropicName = callSiteOf;
 const githubName = (c: RecordedGitHubCall) => c.route;
 const telegramName = (c: RecordedCall) => c.method;
 
+/** A reviewer's angle ("correctness"), for a review call; undefined for any other call. */
+const reviewAngle = (r: RecordedRequest): string | undefined =>
+  callSiteOf(r) === 'report_findings' ? (/Review angle: ([\w-]+)/.exec(JSON.stringify(bodyOf(r).messages))?.[1] ?? '') : undefined;
+
 /** Numbers each call by how many calls of the same name came before it. */
 function numbered<C>(calls: readonly C[], service: Service, name: (c: C) => string): CallSite[] {
   const seen = new Map<string, number>();
@@ -92,8 +96,17 @@ function numbered<C>(calls: readonly C[], service: Service, name: (c: C) => stri
  * first after the bot is up): every poll is the same call, and a fault there only delays the next.
  */
 export function callSitesOf(harness: PipelineHarness): CallSite[] {
+  const messages = harness.anthropic.requests.filter(isMessagesCall);
+  // The reviewers of a round are one call site: the same code, run at once, in an order that
+  // changes from run to run. Their first call of each round is swept (the k-th report_findings
+  // of a faulted run is whichever reviewer asked k-th).
+  const firstAngle = messages.map(reviewAngle).find((a) => a !== undefined);
+  const anthropicSites = numbered(messages, 'anthropic', anthropicName).filter((_, i) => {
+    const angle = reviewAngle(messages[i]!);
+    return angle === undefined || angle === firstAngle;
+  });
   return [
-    ...numbered(harness.anthropic.requests.filter(isMessagesCall), 'anthropic', anthropicName),
+    ...anthropicSites,
     ...numbered(harness.github.calls, 'github', githubName),
     ...numbered(harness.telegram.calls, 'telegram', telegramName).filter((s) => s.name !== 'getUpdates' || s.occurrence === 2),
   ];
@@ -213,8 +226,9 @@ export async function runCase(fault: FaultCase | undefined, opts: CaseOptions = 
         violations.push(`stuck: the item is ${itemState(harness)} after ${Math.round((Date.now() - started) / 1000)} s`);
         break;
       }
-      // A poll of what the user can see; every check above is an event to wait for.
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      // Every check above is about what the fakes or the database show: look again at the next
+      // call to a fake (or after the fakes' safety poll, for changes only the database shows).
+      await harness.nextChange();
     }
     const exit = await proc.stop();
     if (exit !== 0) violations.push(`the process exited with ${exit} on SIGTERM`);

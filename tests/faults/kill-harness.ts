@@ -132,8 +132,9 @@ async function drive(harness: PipelineHarness, opts: SeedOptions): Promise<SeedR
       killAt = Infinity;
       continue;
     }
-    // A poll of what the user and the fakes can see; every check above is an event to wait for.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Every check above is about what the fakes or the database show: look again at the next
+    // call to a fake (or the kill's moment, or the fakes' safety poll for database changes).
+    await harness.nextChange(killAt === Infinity ? undefined : killAt - Date.now());
   }
   const exit = await proc.stop();
   if (exit !== 0) violations.push(`the last process exited with ${exit} on SIGTERM`);

@@ -20,10 +20,10 @@ const run = spawnSync('npx', ['vitest', 'run', 'tests/faults/kill.test.ts', 'tes
     ...process.env,
     NIGHTSHIFT_KILL_SEEDS: process.env.NIGHTSHIFT_KILL_SEEDS ?? String(SOAK_KILL_SEEDS),
     NIGHTSHIFT_SWEEP: 'full',
-    // Most of a run is waiting (GitHub's pacing of writes, timeouts of stalled calls): six at a
-    // time in each of the two files keeps two cores busy without starving the processes.
-    NIGHTSHIFT_KILL_PARALLEL: process.env.NIGHTSHIFT_KILL_PARALLEL ?? '6',
-    NIGHTSHIFT_SWEEP_PARALLEL: process.env.NIGHTSHIFT_SWEEP_PARALLEL ?? '6',
+    // A run alone keeps a little over half a core busy: four at a time in each of the two files
+    // keeps two cores busy (more only slows every process down and makes timeouts fire).
+    NIGHTSHIFT_KILL_PARALLEL: process.env.NIGHTSHIFT_KILL_PARALLEL ?? '4',
+    NIGHTSHIFT_SWEEP_PARALLEL: process.env.NIGHTSHIFT_SWEEP_PARALLEL ?? '4',
     NIGHTSHIFT_FAULT_REPORT: report,
   },
 });

@@ -23,6 +23,12 @@ export interface PipelineHarness {
   startBot(overrides?: Record<string, string>, opts?: { pollTimeoutMs?: number }): Promise<BotProcess>;
   /** Waits for a message to Alice matching `pattern`. */
   waitForMessage(pattern: RegExp, what?: string): Promise<SentMessage>;
+  /**
+   * Resolves when any fake records a call (or changes state), or after `maxMs`, whichever is
+   * first: what a loop that watches the run waits on between looks, instead of a fixed sleep.
+   * The fakes' own safety poll bounds the wait at 50 ms.
+   */
+  nextChange(maxMs?: number): Promise<void>;
   /** Reads the bot's database read-only; `fallback` before the database exists. */
   query<T>(read: (db: Database.Database) => T, fallback: T): T;
   /** Kills every process started and closes the fakes. */
@@ -63,6 +69,24 @@ export async function startPipelineHarness(files: Record<string, string>): Promi
     },
     waitForMessage(pattern, what = String(pattern)) {
       return telegram.waitFor(() => telegram.sent(ALICE.id).find((m) => pattern.test(m.text)), { what, timeoutMs: 60_000 });
+    },
+    nextChange(maxMs = 50) {
+      return new Promise<void>((resolve) => {
+        let settled = false;
+        const done = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, maxMs));
+        for (const fake of [telegram, anthropic, github]) {
+          // The first look only arms the probe: the change wanted is the next one.
+          let armed = false;
+          const probe = () => settled || (armed ? true : ((armed = true), false));
+          void fake.waitFor(probe, { timeoutMs: 60_000 }).then(done, done);
+        }
+      });
     },
     query(read, fallback) {
       // One read-only connection, kept: the fault harnesses read the item's state every few

@@ -224,6 +224,30 @@ describe('the review card', () => {
     expect(itemRow(1).state).toBe('merged');
   });
 
+  it('after a kill mid-approve, a tap that arrives while the restart settles the decision waits for it and merges', { timeout: 90_000 }, async () => {
+    const proc = await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    const card = await itemToCard(1);
+    github.failNext(MERGE, { kind: 'stall' });
+    tap(card, /Approve/);
+    await github.waitFor(() => github.callsOf(MERGE).length === 1, { what: 'the merge call' });
+    await proc.kill9();
+    // The restart's read of the PR fails twice (retried with backoff), so the tap lands while
+    // the decision the kill cut short is still being settled (found by the kill harness: the
+    // tap was refused as "already being handled" and the card then read as before, so nothing
+    // told the user to tap again).
+    const PULL = 'GET /repos/{owner}/{repo}/pulls/{pull_number}';
+    const readsBefore = github.callsOf(PULL).length;
+    github.failNext(PULL, { kind: 'server-error', status: 502 }, 2);
+    await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
+    await github.waitFor(() => github.callsOf(PULL).length > readsBefore, { what: 'the restart reading the PR' });
+    const callbackId = tap(card, /Approve/).callback_query!.id;
+    const answer = await waitForAnswer(callbackId);
+    expect(String(answer.params.text)).not.toMatch(/Already being handled/);
+    await waitForText(card, /Merged by @alice/);
+    expect(github.callsOf(MERGE).filter((c) => c.status === 200)).toHaveLength(1);
+    expect(itemRow(1).state).toBe('merged');
+  });
+
   it('turns a rejection into a lesson that the next review sees, closes the PR, and re-queues with the feedback', { timeout: 120_000 }, async () => {
     await harness.startBot({ NIGHTSHIFT_DRIFT_EVERY: '0' });
     const card = await itemToCard(1);

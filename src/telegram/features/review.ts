@@ -39,6 +39,8 @@ export function reviewFeature(deps: { store: Store; decisions: Decisions; desk: 
       await answer(ctx, 'This button is not valid.');
       return;
     }
+    // A decision a crash cut short is settled before any tap is judged against it.
+    await desk.settledAtStart();
     const by = decider(ctx);
     let result: TapResult | undefined;
     // The tap is claimed with its update id in one transaction: a redelivered tap does nothing.
