@@ -49,6 +49,11 @@ const BUGGY = 'export function avg(values) {\n  const total = values.reduce((a, 
 export function fullItemReply(req: RecordedRequest): FakeReply | undefined {
   const b = bodyOf(req);
   const turn = Math.floor(b.messages.length / 2);
+  // Like a model told that its tool call was cut short by a restart: it checks nothing and simply
+  // makes the same call again (the edits here are idempotent).
+  const interrupted = isAgentTurn(req) && JSON.stringify(b.messages.at(-1)?.content ?? '').includes('Interrupted by a restart');
+  const again = interrupted ? (b.messages.at(-2)?.content as Array<{ type: string; name?: string; input?: Record<string, unknown> }> | undefined)?.find((c) => c.type === 'tool_use') : undefined;
+  if (again?.name) return tool(again.name, again.input ?? {});
   if (isFixTurn(req)) {
     if (turn === 0) return tool('str_replace_based_edit_tool', { command: 'str_replace', path: 'src/avg.js', old_str: '(values.length + 1)', new_str: 'values.length' });
     return text('fixed: divide by values.length.');

@@ -11,9 +11,13 @@ import { buttonsOf, callSiteOf, cardHead, CREATE_PR, isCard, MERGE } from './ful
 export const itemState = (harness: PipelineHarness): string =>
   harness.query((d) => (d.prepare('SELECT state FROM items WHERE id = 1').pluck().get() as string | undefined) ?? 'none', 'none');
 
-/** Merged, and its branch deleted: the last step of a full item. */
+/**
+ * Merged, and its branch deleted: the last step of a full item. The deletion is done once GitHub
+ * answered it 2xx, or 422 (the branch is gone: a deletion whose answer was lost, sent again).
+ */
 export const isItemFinished = (harness: PipelineHarness): boolean =>
-  itemState(harness) === 'merged' && harness.github.callsOf('DELETE /repos/{owner}/{repo}/git/refs/{ref}').some((c) => c.status >= 200 && c.status < 300);
+  itemState(harness) === 'merged' &&
+  harness.github.callsOf('DELETE /repos/{owner}/{repo}/git/refs/{ref}').some((c) => (c.status >= 200 && c.status < 300) || c.status === 422);
 
 /** The user of a full item, see `createItemUser`. */
 export interface ItemUser {

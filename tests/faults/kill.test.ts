@@ -9,6 +9,8 @@ import { killSummary, runKillSeed, runSeeds } from './kill-harness.js';
 const SEEDS = Number(process.env.NIGHTSHIFT_KILL_SEEDS ?? 20);
 /** Seeds run at once: most of a seed's time is spent waiting (GitHub's pacing of writes, process starts). @default 4 */
 const PARALLEL = Number(process.env.NIGHTSHIFT_KILL_PARALLEL ?? 4);
+/** Kills at most per seed (each followed by a restart). @default 3 */
+const MAX_KILLS = Number(process.env.NIGHTSHIFT_KILL_MAX ?? 3);
 /** First seed, to run one failing seed again. @default 1 */
 const FIRST = Number(process.env.NIGHTSHIFT_KILL_FIRST_SEED ?? 1);
 
@@ -22,7 +24,7 @@ describe('kill -9 through a full item', () => {
       Array.from({ length: SEEDS }, (_, i) => FIRST + i),
       PARALLEL,
       // Stuck means not done long after the last kill: four clean runs and a minute.
-      (seed) => runKillSeed({ seed, maxKills: 3, baselineCalls: baseline.calls, baselinePaidTurns: baseline.paidTurns, deadlineMs: 6 * baseline.durationMs + 60_000 }),
+      (seed) => runKillSeed({ seed, maxKills: MAX_KILLS, baselineCalls: baseline.calls, baselinePaidTurns: baseline.paidTurns, deadlineMs: 6 * baseline.durationMs + 60_000 }),
     );
     const summary = killSummary(results);
     console.log(summary);
