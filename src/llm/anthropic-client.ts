@@ -1,5 +1,6 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type { TokenUsage } from '../domain/pricing.js';
+import { lazyAnthropic } from './anthropic-sdk.js';
 import type { ModelClient, ModelRequest, ModelResponse } from './model-client.js';
 import { PartialCallError, toMessageParams, toTokenUsage } from './model-client.js';
 
@@ -22,7 +23,7 @@ export const STREAM_RETRY_DELAY_MS = 1_000;
  */
 export function createAnthropicClient(options: { apiKey: string; baseUrl: string; maxRetries?: number; idleTimeoutMs?: number; streamRetryDelayMs?: number }): ModelClient {
   const maxRetries = options.maxRetries ?? 4;
-  const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries });
+  const client = lazyAnthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries });
   const idleTimeoutMs = options.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
   const streamRetryDelayMs = options.streamRetryDelayMs ?? STREAM_RETRY_DELAY_MS;
   // Errors of requests the idle watchdog aborted before anything streamed (nothing was billed).
@@ -39,7 +40,7 @@ export function createAnthropicClient(options: { apiKey: string; baseUrl: string
     // output unreported: estimate it from what streamed, erring high (3 characters a token).
     let streamedChars = 0;
     try {
-      const stream = client.messages.stream(toMessageParams(request), { signal: idle.signal });
+      const stream = (await client()).messages.stream(toMessageParams(request), { signal: idle.signal });
       stream.on('streamEvent', (event) => {
         if (event.type === 'message_start') started = { model: event.message.model, usage: { ...event.message.usage } };
         else if (event.type === 'message_delta' && started) started.usage.output_tokens = event.usage.output_tokens;

@@ -1,4 +1,6 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
+import { APIConnectionError, APIError, NotFoundError } from '@anthropic-ai/sdk/core/error';
+import { lazyAnthropic } from './anthropic-sdk.js';
 import { z } from 'zod';
 import type { ModelResponse } from './model-client.js';
 import { toTokenUsage } from './model-client.js';
@@ -108,10 +110,10 @@ export interface BatchClient {
  * second batch while the first runs, billed and unknown; reconciliation (`find`) decides instead.
  */
 export function createBatchClient(options: { apiKey: string; baseUrl: string; maxRetries?: number }): BatchClient {
-  const client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: options.maxRetries ?? 4 });
+  const client = lazyAnthropic({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: options.maxRetries ?? 4 });
   return {
     async submit(requests) {
-      const batch = await client.messages.batches.create(
+      const batch = await (await client()).messages.batches.create(
         { requests: requests.map((r) => ({ custom_id: r.customId, params: r.params })) },
         { maxRetries: 0, timeout: BATCH_SUBMIT_TIMEOUT_MS },
       );
@@ -120,7 +122,7 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
 
     async find(probe) {
       const running: string[] = [];
-      for await (const batch of client.messages.batches.list({ limit: 100 })) {
+      for await (const batch of (await client()).messages.batches.list({ limit: 100 })) {
         // Newest first: past the window, every later one is older still.
         if (Date.parse(batch.created_at) < probe.createdAfter) break;
         if (probe.isKnown(batch.id)) continue;
@@ -137,7 +139,7 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
     },
 
     async poll(batchId) {
-      const batch = await client.messages.batches.retrieve(batchId);
+      const batch = await (await client()).messages.batches.retrieve(batchId);
       // 'canceling' is still pending: requests already running finish before the batch ends.
       if (batch.processing_status !== 'ended') return { kind: 'pending' };
       return { kind: 'ended', results: await readResults(batchId) };
@@ -146,14 +148,14 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
 
   async function readResults(batchId: string): Promise<Map<string, BatchItemResult>> {
     // results() retrieves the batch again for its results_url, then streams that JSONL file.
-    const lines = await client.messages.batches.results(batchId);
+    const lines = await (await client()).messages.batches.results(batchId);
     const results = new Map<string, BatchItemResult>();
     try {
       for await (const line of lines) results.set(line.custom_id, toItemResult(line.result));
     } catch (error) {
       // A download that breaks off midway surfaces as undici's bare TypeError ("terminated"),
       // which nothing would know to try again: name it for what it is.
-      if (error instanceof TypeError) throw new Anthropic.APIConnectionError({ message: 'the batch results download broke off', cause: error });
+      if (error instanceof TypeError) throw new APIConnectionError({ message: 'the batch results download broke off', cause: error });
       throw error;
     }
     return results;
@@ -166,12 +168,12 @@ export function createBatchClient(options: { apiKey: string; baseUrl: string; ma
  * created, so their outcome is unclear.
  */
 export function isRefusedBatch(error: unknown): boolean {
-  return error instanceof Anthropic.APIError && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
+  return error instanceof APIError && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
 }
 
 /** Whether `poll` failed because the API does not know the batch (a wrong key, or archived): polling again will not help. */
 export function isUnknownBatch(error: unknown): boolean {
-  return error instanceof Anthropic.NotFoundError;
+  return error instanceof NotFoundError;
 }
 
 const usageShape = z.object({

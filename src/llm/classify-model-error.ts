@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import * as Anthropic from '@anthropic-ai/sdk/core/error';
 import { PartialCallError } from './model-client.js';
 
 /** What a failed model call means for the stage that made it. */
@@ -34,7 +34,7 @@ export function classifyModelError(error: unknown): ModelErrorOutcome {
   return { kind: 'failed', message: error instanceof Error ? error.message : String(error) };
 }
 
-function apiMessage(error: InstanceType<typeof Anthropic.APIError>): string {
+function apiMessage(error: Anthropic.APIError): string {
   const body = error.error as { error?: { message?: unknown } } | undefined;
   const message = body?.error?.message;
   return typeof message === 'string' ? message.slice(0, 300) : 'no details';

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeReply, RecordedRequest } from '../fakes/anthropic-server.js';
 import type { SentMessage } from '../fakes/telegram-server.js';
-import { ALICE, type BotProcess } from '../helpers/bot-process.js';
+import { ALICE, BWRAP_WORKS, type BotProcess } from '../helpers/bot-process.js';
 import { git } from '../helpers/git-fixture.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline-harness.js';
 import { pushCommit } from '../workspace/support.js';
@@ -61,14 +60,6 @@ function hashTree(dir: string): string {
   return hash.digest('hex');
 }
 
-const bwrapWorks = (() => {
-  try {
-    execFileSync('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--unshare-pid', '--proc', '/proc', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let harness: PipelineHarness;
 afterEach(async () => harness?.close());
@@ -127,7 +118,7 @@ async function approve(proc: BotProcess, card: SentMessage): Promise<void> {
 
 describe.each([
   { sandbox: 'never', skip: false },
-  { sandbox: 'always', skip: !bwrapWorks },
+  { sandbox: 'always', skip: !BWRAP_WORKS },
 ] as const)('a hostile build agent (NIGHTSHIFT_SANDBOX=$sandbox)', ({ sandbox, skip }) => {
   it.skipIf(skip)('cannot leave the worktree, and nothing it plants in git runs when the bot commits, pushes, diffs, merges and removes the worktree', { timeout: 120_000 }, async () => {
     const victim = mkdtempSync(join(tmpdir(), 'ns-victim-'));

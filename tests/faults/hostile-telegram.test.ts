@@ -233,6 +233,9 @@ describe('a user who blocked the bot', () => {
     // Alice's item is kept; her reply was tried once, never again, and is marked failed with the reason.
     expect(storedItems().map((i) => i.request)).toEqual(['work from alice, who then blocked the bot', 'work from bob']);
     expect(telegram.callsOf('sendMessage').filter((c) => c.params.chat_id === ALICE.id)).toHaveLength(1);
+    // The fake has the last reply before the bot has its answer and marks the row sent.
+    const pending = () => harness.query((db) => db.prepare("SELECT count(*) FROM outbox WHERE status = 'pending'").pluck().get() as number, 1);
+    await telegram.waitFor(() => pending() === 0, { what: 'the outbox to settle' });
     const outbox = harness.query((db) => db.prepare('SELECT chat_id, status, last_error FROM outbox ORDER BY id').all(), []);
     expect(outbox).toEqual([
       { chat_id: ALICE.id, status: 'failed', last_error: '403 Forbidden: bot was blocked by the user' },

@@ -20,7 +20,7 @@ export interface PipelineHarness {
    * Starts `node dist/main.js` on the fakes (repo `me/app`) and waits until it polls, at most
    * `pollTimeoutMs` (@default 30000; a fault on a start-up call makes the first poll late).
    */
-  startBot(overrides?: Record<string, string>, opts?: { pollTimeoutMs?: number }): Promise<BotProcess>;
+  startBot(overrides?: Record<string, string | undefined>, opts?: { pollTimeoutMs?: number }): Promise<BotProcess>;
   /** Waits for a message to Alice matching `pattern`. */
   waitForMessage(pattern: RegExp, what?: string): Promise<SentMessage>;
   /**

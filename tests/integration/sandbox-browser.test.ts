@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_SANDBOX_ENV } from '../helpers/bot-process.js';
 
 // `npm run sandbox` end to end, in a real headless Chromium on a phone-sized screen: type a
 // request, /run it, wait for the review card, tap Approve, and see "Merged" on the card and on
@@ -36,7 +37,7 @@ describe.skipIf(!haveChromium)('npm run sandbox in a browser', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'ns-sandbox-')), 'data');
 
   beforeAll(async () => {
-    launcher = spawn(process.execPath, [SANDBOX_MAIN, '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' } });
+    launcher = spawn(process.execPath, [SANDBOX_MAIN, '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...TEST_SANDBOX_ENV } });
     launcher.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     launcher.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     exited = once(launcher, 'close').then(([code, signal]) => (code as number | null) ?? (signal as string));
