@@ -159,6 +159,8 @@ const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 const NAME_RE = /^[A-Za-z0-9._-]+$/;
 const SHA_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const BRANCH_RE = /^nightshift\/[1-9][0-9]*-[A-Za-z0-9._-]+$/;
+/** A worktree admin dir's pointer to the clone (`<clone>/worktrees/<id>` → `<clone>`). */
+const COMMONDIR = '../..\n';
 
 /** The git workspace of the bot: cached clones and per-item worktrees under `deps.dataDir`. */
 export function createWorkspace(deps: WorkspaceDeps): Workspace {
@@ -209,17 +211,35 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
     return run;
   }
 
-  const inClone = (repo: RepoPaths, args: readonly string[], network = false) =>
+  const inClone = async (repo: RepoPaths, args: readonly string[], network = false) =>
     runGit(args, {
       cwd: repo.clone,
       gitDir: repo.clone,
       identity,
       timeoutMs: network ? NETWORK_GIT_TIMEOUT_MS : LOCAL_GIT_TIMEOUT_MS,
       ...(network && tokenOrigin !== undefined ? { token: deps.token, tokenOrigin } : {}),
+      neutraliseRepoConfig: !(await configIsOurs(repo)),
     });
 
-  const inWorktree = (wt: Worktree, args: readonly string[]) =>
-    runGit(args, { cwd: wt.path, gitDir: wt.admin, workTree: wt.path, identity, timeoutMs: LOCAL_GIT_TIMEOUT_MS });
+  const inWorktree = async (wt: Worktree, args: readonly string[]) =>
+    runGit(args, {
+      cwd: wt.path,
+      gitDir: wt.admin,
+      workTree: wt.path,
+      identity,
+      timeoutMs: LOCAL_GIT_TIMEOUT_MS,
+      neutraliseRepoConfig: !(readText(join(wt.admin, 'commondir')) === COMMONDIR && (await configIsOurs(wt.repo))),
+    });
+
+  /**
+   * Whether the clone's config is exactly the one we write: then git reads nothing from the
+   * repository that could run a program (no drivers, helpers or includes; no worktree config,
+   * which needs an extension ours does not set), and runGit can skip listing the config first,
+   * a process saved on every call. Anything else, an agent's edit included, is listed and
+   * neutralised as usual (and restored at the next restoreConfig). As with the listing, a writer
+   * racing between this read and git's wins.
+   */
+  const configIsOurs = async (repo: RepoPaths): Promise<boolean> => readText(join(repo.clone, 'config')) === (await trustedConfig(repo));
 
   // The [core] section exactly as this git makes it on this file system, learnt once.
   const trustedCore = (): Promise<string> => {
@@ -246,26 +266,16 @@ export function createWorkspace(deps: WorkspaceDeps): Workspace {
   async function restoreConfig(repo: RepoPaths, gitDir = repo.clone): Promise<void> {
     const want = await trustedConfig(repo);
     const file = join(gitDir, 'config');
-    let have: string | undefined;
-    try {
-      have = readFileSync(file, 'utf8');
-    } catch {
-      have = undefined;
-    }
+    const have = readText(file);
     if (have === want) return;
     if (have !== undefined) log.warn({ repo: repo.fullName }, 'the cached clone\'s git config was changed; restored it');
     writeAtomically(file, want);
   }
 
   function restorePointers(wt: Worktree): void {
-    for (const [name, want] of [['commondir', '../..\n'], ['gitdir', `${join(wt.path, '.git')}\n`]] as const) {
+    for (const [name, want] of [['commondir', COMMONDIR], ['gitdir', `${join(wt.path, '.git')}\n`]] as const) {
       const file = join(wt.admin, name);
-      let have: string | undefined;
-      try {
-        have = readFileSync(file, 'utf8');
-      } catch {
-        have = undefined;
-      }
+      const have = readText(file);
       if (have === want) continue;
       log.warn({ itemId: wt.itemId, file: name }, 'a worktree pointer was changed; restored it');
       writeAtomically(file, want);

@@ -127,7 +127,11 @@ export interface RunGitOptions {
   gitDir?: string;
   /** `GIT_WORK_TREE`, with `gitDir`. */
   workTree?: string;
-  /** List the repository config first and override driver keys found there. @default true */
+  /**
+   * List the repository config first and override driver keys found there. Pass false only for
+   * a repository whose config the caller has just read and knows to hold none (as the workspace
+   * does for its clones). @default true
+   */
   neutraliseRepoConfig?: boolean;
 }
 
