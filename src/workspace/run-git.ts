@@ -20,7 +20,8 @@
  *   (emptied), `remote.<x>.uploadpack/receivepack` (→ the stock programs) and
  *   `core.alternateRefsCommand` (→ `true`) found there is overridden at command scope, which
  *   wins over repository config. Overrides travel in `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` so any
- *   subsection name survives intact.
+ *   subsection name survives intact. (A caller that has just read the config and found it to be
+ *   exactly its own skips the listing: `neutraliseRepoConfig: false`.)
  *
  * What remains (see also createWorkspace, which additionally rewrites its clones' config):
  * - `url.<base>.insteadOf`/`pushInsteadOf`, `http.<url>.*` and `remote.<x>.url/pushurl` cannot be
